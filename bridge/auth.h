@@ -1,0 +1,57 @@
+/* auth.h - per-provider authentication of a webhook, checked on the raw
+ * request before anything is parsed or produced.
+ * Owns: the methods (none, static header, HMAC-SHA256, Standard Webhooks,
+ * secret path segment, source network allow-list), their secrets, secret
+ * comparison in constant time, timestamp tolerance. Never logs secrets. */
+#ifndef WB_AUTH_H
+#define WB_AUTH_H
+
+#include "common.h"
+
+#include <sys/socket.h>
+
+typedef struct wb_auth_conf wb_auth_conf_t;
+
+/* Sets one key of a provider's [provider.NAME] section that belongs to
+ * authentication: "auth" (the method) or "auth.<something>". *ac is created
+ * on first use (NULL means "no method configured"). Returns WB_OK or
+ * WB_ERR_CONFIG with the reason in err. */
+int wb_auth_conf_set(wb_auth_conf_t **ac, const char *key, const char *value, char *err,
+                     size_t errsz);
+
+/* Called once per provider after every key is set: loads secrets (from the
+ * environment or files), checks that the method has what it needs. When
+ * real_brokers is set and no method was chosen (not even an explicit "none"),
+ * fails. Returns WB_OK or WB_ERR_CONFIG. */
+int wb_auth_conf_finish(wb_auth_conf_t **ac, const char *provider, int real_brokers, char *err,
+                        size_t errsz);
+
+void wb_auth_conf_free(wb_auth_conf_t *ac);
+
+/* "none", "header", "hmac", "standard-webhooks", "path", ... (never a secret). */
+const char *wb_auth_method_name(const wb_auth_conf_t *ac);
+/* 1 if requests are accepted without any credential (method none or unset). */
+int wb_auth_is_none(const wb_auth_conf_t *ac);
+/* 1 if the method expects a secret segment after /webhooks/NAME/. */
+int wb_auth_uses_path(const wb_auth_conf_t *ac);
+
+/* What verification looks at, all borrowed for the duration of the call. */
+typedef struct {
+    wb_str_t body;       /* raw body, as received */
+    wb_str_t path_token; /* segment after /webhooks/NAME/, empty if none */
+    const struct sockaddr *peer; /* the TCP peer, may be NULL */
+    /* Returns 1 and sets *value to the idx-th (0-based) header called name
+     * (case-insensitive), 0 when there is none. */
+    int (*header)(void *ctx, const char *name, size_t idx, wb_str_t *value);
+    void *header_ctx;
+    int64_t now; /* unix seconds */
+} wb_auth_req_t;
+
+/* Verifies a request. Thread-safe (the configuration is read-only).
+ * Returns WB_OK, or WB_ERR_AUTH with *code set to a stable error code
+ * (e.g. "auth_missing", "auth_invalid") and a human reason in err that
+ * contains no secret. */
+int wb_auth_verify(const wb_auth_conf_t *ac, const wb_auth_req_t *in, const char **code,
+                   char *err, size_t errsz);
+
+#endif
