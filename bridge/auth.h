@@ -54,4 +54,20 @@ typedef struct {
 int wb_auth_verify(const wb_auth_conf_t *ac, const wb_auth_req_t *in, const char **code,
                    char *err, size_t errsz);
 
+/* The stable codes wb_auth_verify puts in *code (the "error" of the 401
+ * answer). WB_AUTH_INTERNAL comes with a return value other than
+ * WB_ERR_AUTH (e.g. WB_ERR_NOMEM when OpenSSL fails): not the caller's
+ * fault, answer 503 so that the provider retries. */
+#define WB_AUTH_MISSING "auth_missing"                     /* credential absent */
+#define WB_AUTH_INVALID "auth_invalid"                     /* present but wrong or malformed */
+#define WB_AUTH_TIMESTAMP "auth_timestamp"                 /* outside the tolerance */
+#define WB_AUTH_FORBIDDEN_NETWORK "auth_forbidden_network" /* source not allowed */
+#define WB_AUTH_INTERNAL "auth_internal"                   /* could not verify */
+
+/* 1 if a request header called name (case-insensitive) carries a credential
+ * for this provider (a configured token or signature header, or
+ * webhook-signature), so that logs can redact it. The path method keeps
+ * its secret in the URL: see wb_auth_uses_path. */
+int wb_auth_is_secret_header(const wb_auth_conf_t *ac, wb_str_t name);
+
 #endif
