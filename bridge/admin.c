@@ -1,0 +1,284 @@
+/* admin.c - the admin listener on its own thread and event loop, so that
+ * probes and scrapes answer even when the webhook loops are saturated.
+ * /healthz: the process serves. /readyz: 200 only while a broker answered a
+ * metadata request in the last probe and the bridge is not draining.
+ * /metrics: the Prometheus text format, summed over the workers' counters.
+ * Must not: write to the workers' state. */
+#include "admin.h"
+#include "server.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct wb_admin {
+    const wb_config_t *cfg;
+    wb_server_t *srv;
+    h2o_globalconf_t globalconf;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_socket_t *listener;
+    pthread_t tid, probe_tid;
+    int started;
+    atomic_int stop;
+    atomic_int kafka_ok;
+};
+
+typedef struct {
+    h2o_handler_t super;
+    wb_admin_t *admin;
+} wb_admin_handler_t;
+
+static void send_text(h2o_req_t *req, int status, const char *reason, const char *ctype,
+                      const char *body, size_t len)
+{
+    req->res.status = status;
+    req->res.reason = reason;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ctype,
+                   strlen(ctype));
+    h2o_send_inline(req, body, len);
+}
+
+static int on_healthz(h2o_handler_t *self, h2o_req_t *req)
+{
+    send_text(req, 200, "OK", "application/json", H2O_STRLIT("{\"status\":\"ok\"}"));
+    return 0;
+}
+
+static int on_readyz(h2o_handler_t *self, h2o_req_t *req)
+{
+    wb_admin_t *a = ((wb_admin_handler_t *)self)->admin;
+    if (wb_server_draining())
+        send_text(req, 503, "Service Unavailable", "application/json",
+                  H2O_STRLIT("{\"status\":\"draining\"}"));
+    else if (!atomic_load(&a->kafka_ok))
+        send_text(req, 503, "Service Unavailable", "application/json",
+                  H2O_STRLIT("{\"status\":\"kafka_unreachable\"}"));
+    else
+        send_text(req, 200, "OK", "application/json", H2O_STRLIT("{\"status\":\"ready\"}"));
+    return 0;
+}
+
+#define SUM(field)                                                                                 \
+    ({                                                                                             \
+        unsigned long s_ = 0;                                                                      \
+        for (unsigned w_ = 0; w_ < wb_server_nworkers(a->srv); w_++)                               \
+            s_ += atomic_load_explicit(&wb_server_worker(a->srv, w_)->stats.field,                 \
+                                       memory_order_relaxed);                                      \
+        s_;                                                                                        \
+    })
+
+static void render(wb_admin_t *a, wb_buf_t *b)
+{
+    const wb_config_t *cfg = a->cfg;
+    wb_buf_printf(b, "# HELP webhook_bridge_build_info Build information.\n"
+                     "# TYPE webhook_bridge_build_info gauge\n"
+                     "webhook_bridge_build_info{version=\"%s\",librdkafka=\"%s\",h2o=\"%s\"} 1\n",
+                  WB_VERSION, rd_kafka_version_str(), H2O_VERSION);
+
+    wb_buf_printf(b, "# HELP webhook_bridge_requests_total Webhook requests by provider and "
+                     "answer status.\n# TYPE webhook_bridge_requests_total counter\n");
+    for (unsigned p = 0; p <= cfg->nproviders; p++) {
+        unsigned pi = p < cfg->nproviders ? p : WB_MAX_PROVIDERS;
+        const char *name = p < cfg->nproviders ? cfg->providers[p].name : "none";
+        for (unsigned s = 0; s < WB_STATUS_SLOTS; s++) {
+            unsigned long v = SUM(requests[pi][s]);
+            if (v == 0 && (s == WB_STATUS_SLOTS - 1 || pi == WB_MAX_PROVIDERS))
+                continue;
+            if (wb_status_codes[s] != 0)
+                wb_buf_printf(b, "webhook_bridge_requests_total{provider=\"%s\",code=\"%d\"} %lu\n",
+                              name, wb_status_codes[s], v);
+            else
+                wb_buf_printf(b, "webhook_bridge_requests_total{provider=\"%s\",code=\"other\"} %lu\n",
+                              name, v);
+        }
+    }
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } per_provider[] = {
+        {"webhook_bridge_records_produced_total", "Records acknowledged by Kafka.",
+         offsetof(wb_stats_t, produced)},
+        {"webhook_bridge_records_deadlettered_total",
+         "Records of the wrong shape acknowledged in the dead-letter topic.",
+         offsetof(wb_stats_t, deadlettered)},
+        {"webhook_bridge_auth_failures_total", "Requests refused by authentication.",
+         offsetof(wb_stats_t, auth_failures)},
+    };
+    for (unsigned m = 0; m < WB_ARRAY_SIZE(per_provider); m++) {
+        wb_buf_printf(b, "# HELP %s %s\n# TYPE %s counter\n", per_provider[m].name,
+                      per_provider[m].help, per_provider[m].name);
+        for (unsigned p = 0; p < cfg->nproviders; p++) {
+            unsigned long v = 0;
+            for (unsigned w = 0; w < wb_server_nworkers(a->srv); w++) {
+                const atomic_ulong *arr =
+                    (const atomic_ulong *)((const char *)&wb_server_worker(a->srv, w)->stats +
+                                           per_provider[m].off);
+                v += atomic_load_explicit(&arr[p], memory_order_relaxed);
+            }
+            wb_buf_printf(b, "%s{provider=\"%s\"} %lu\n", per_provider[m].name,
+                          cfg->providers[p].name, v);
+        }
+    }
+
+    wb_buf_printf(b, "# HELP webhook_bridge_kafka_write_latency_seconds Time from request to "
+                     "Kafka delivery report.\n"
+                     "# TYPE webhook_bridge_kafka_write_latency_seconds histogram\n");
+    unsigned long cum = 0;
+    for (unsigned i = 0; i <= WB_LAT_BUCKETS; i++) {
+        cum += SUM(latency_buckets[i]);
+        if (i < WB_LAT_BUCKETS)
+            wb_buf_printf(b, "webhook_bridge_kafka_write_latency_seconds_bucket{le=\"%g\"} %lu\n",
+                          wb_latency_bounds_ms[i] / 1000.0, cum);
+        else
+            wb_buf_printf(b, "webhook_bridge_kafka_write_latency_seconds_bucket{le=\"+Inf\"} %lu\n",
+                          cum);
+    }
+    wb_buf_printf(b, "webhook_bridge_kafka_write_latency_seconds_sum %.6f\n"
+                     "webhook_bridge_kafka_write_latency_seconds_count %lu\n",
+                  (double)SUM(latency_sum_us) / 1e6, cum);
+
+    long inflight = 0, queued = 0;
+    for (unsigned w = 0; w < wb_server_nworkers(a->srv); w++) {
+        wb_worker_t *wk = wb_server_worker(a->srv, w);
+        inflight += atomic_load_explicit(&wk->stats.inflight, memory_order_relaxed);
+        queued += wb_kafka_queue_len(wk->kafka);
+    }
+    wb_buf_printf(b, "# HELP webhook_bridge_inflight_requests Requests waiting for their Kafka "
+                     "acknowledgement.\n# TYPE webhook_bridge_inflight_requests gauge\n"
+                     "webhook_bridge_inflight_requests %ld\n"
+                     "# HELP webhook_bridge_producer_queue_messages Records in the producers' "
+                     "queues, in flight included.\n"
+                     "# TYPE webhook_bridge_producer_queue_messages gauge\n"
+                     "webhook_bridge_producer_queue_messages %ld\n",
+                  inflight, queued);
+    wb_buf_printf(b, "# HELP webhook_bridge_kafka_errors_total Failed Kafka writes by error.\n"
+                     "# TYPE webhook_bridge_kafka_errors_total counter\n");
+    for (unsigned i = 0; i < WB_KERR_SLOTS; i++)
+        wb_buf_printf(b, "webhook_bridge_kafka_errors_total{error=\"%s\"} %lu\n",
+                      i < WB_KERR_SLOTS - 1 ? rd_kafka_err2name(wb_kafka_errors[i]) : "other",
+                      SUM(kafka_errors[i]));
+    wb_buf_printf(b, "# HELP webhook_bridge_kafka_reachable 1 if a broker answered the last "
+                     "readiness probe.\n# TYPE webhook_bridge_kafka_reachable gauge\n"
+                     "webhook_bridge_kafka_reachable %d\n"
+                     "# HELP webhook_bridge_draining 1 while the bridge drains.\n"
+                     "# TYPE webhook_bridge_draining gauge\nwebhook_bridge_draining %d\n",
+                  atomic_load(&a->kafka_ok), wb_server_draining());
+}
+
+static int on_metrics(h2o_handler_t *self, h2o_req_t *req)
+{
+    wb_admin_t *a = ((wb_admin_handler_t *)self)->admin;
+    wb_buf_t b;
+    wb_buf_init(&b, 1 << 20);
+    render(a, &b);
+    char *body = h2o_mem_alloc_pool(&req->pool, b.len + 1);
+    memcpy(body, b.p, b.len);
+    send_text(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", body, b.len);
+    wb_buf_free(&b);
+    return 0;
+}
+
+static int on_other(h2o_handler_t *self, h2o_req_t *req)
+{
+    send_text(req, 404, "Not Found", "application/json",
+              H2O_STRLIT("{\"error\":\"not_found\",\"message\":\"/healthz, /readyz, /metrics\"}"));
+    return 0;
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    wb_admin_t *a = listener->data;
+    h2o_socket_t *sock;
+    if (err == NULL && (sock = h2o_evloop_socket_accept(listener)) != NULL)
+        h2o_accept(&a->accept_ctx, sock);
+}
+
+static void add_route(wb_admin_t *a, h2o_hostconf_t *host, const char *path,
+                      int (*cb)(h2o_handler_t *, h2o_req_t *))
+{
+    h2o_pathconf_t *pc = h2o_config_register_path(host, path, 0);
+    wb_admin_handler_t *h = (wb_admin_handler_t *)h2o_create_handler(pc, sizeof(*h));
+    h->super.on_req = cb;
+    h->admin = a;
+}
+
+wb_admin_t *wb_admin_new(const wb_config_t *cfg, struct wb_server *srv, char *err, size_t errsz)
+{
+    wb_admin_t *a = calloc(1, sizeof(*a));
+    if (a == NULL)
+        return NULL;
+    a->cfg = cfg;
+    a->srv = srv;
+    h2o_config_init(&a->globalconf);
+    h2o_hostconf_t *host =
+        h2o_config_register_host(&a->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    add_route(a, host, "/healthz", on_healthz);
+    add_route(a, host, "/readyz", on_readyz);
+    add_route(a, host, "/metrics", on_metrics);
+    add_route(a, host, "/", on_other);
+    h2o_context_init(&a->ctx, h2o_evloop_create(), &a->globalconf);
+    a->accept_ctx.ctx = &a->ctx;
+    a->accept_ctx.hosts = a->globalconf.hosts;
+    int fd = wb_server_listen(cfg->admin_listen, 0, err, errsz);
+    if (fd < 0) {
+        free(a);
+        return NULL;
+    }
+    a->listener = h2o_evloop_socket_create(a->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    a->listener->data = a;
+    h2o_socket_read_start(a->listener, on_accept);
+    return a;
+}
+
+static void *admin_main(void *arg)
+{
+    wb_admin_t *a = arg;
+    while (!atomic_load(&a->stop))
+        h2o_evloop_run(a->ctx.loop, 100);
+    return NULL;
+}
+
+/* A blocking metadata request, off every event loop. */
+static void *probe_main(void *arg)
+{
+    wb_admin_t *a = arg;
+    int was = -1;
+    while (!atomic_load(&a->stop)) {
+        int ok = wb_kafka_reachable(wb_server_worker(a->srv, 0)->kafka, 1000);
+        atomic_store(&a->kafka_ok, ok);
+        if (ok != was)
+            wb_logf(ok ? WB_LOG_INFO : WB_LOG_WARN, ok ? "kafka reachable" : "kafka unreachable");
+        was = ok;
+        for (int i = 0; i < 10 && !atomic_load(&a->stop); i++)
+            usleep(100 * 1000);
+    }
+    return NULL;
+}
+
+void wb_admin_start(wb_admin_t *a)
+{
+    pthread_create(&a->probe_tid, NULL, probe_main, a);
+    pthread_create(&a->tid, NULL, admin_main, a);
+    a->started = 1;
+}
+
+void wb_admin_stop(wb_admin_t *a)
+{
+    if (!a->started)
+        return;
+    atomic_store(&a->stop, 1);
+    pthread_join(a->tid, NULL);
+    pthread_join(a->probe_tid, NULL);
+    a->started = 0;
+}
+
+void wb_admin_free(wb_admin_t *a)
+{
+    if (a == NULL)
+        return;
+    wb_admin_stop(a);
+    free(a);
+}

@@ -1,0 +1,435 @@
+/* config.c - the settings table, the INI file (inih), environment
+ * overrides, validation. Every error names its location: file and line, or
+ * the environment variable. The result is a snapshot that is never written
+ * after start-up. Must not: log (main.c prints what this collects). */
+#include "config.h"
+#include "provider.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+typedef enum { T_STR, T_UINT, T_LEVEL, T_ADDR, T_TOPIC } wb_setting_type_t;
+
+/* The [server] and [kafka] settings: one typed row each. */
+static const struct setting {
+    const char *section, *key, *env;
+    wb_setting_type_t type;
+    size_t off;
+    unsigned long long min, max;
+} settings[] = {
+#define S(sec, key, env, type, field, min, max)                                                    \
+    {sec, key, env, type, offsetof(wb_config_t, field), min, max}
+    S("server", "listen", "BRIDGE_LISTEN", T_ADDR, listen, 0, 0),
+    S("server", "admin_listen", "BRIDGE_ADMIN_LISTEN", T_ADDR, admin_listen, 0, 0),
+    S("server", "threads", "BRIDGE_THREADS", T_UINT, threads, 1, 64),
+    S("server", "max_inflight", "BRIDGE_MAX_INFLIGHT", T_UINT, max_inflight, 1, 1000000),
+    S("server", "drain_timeout_ms", "BRIDGE_DRAIN_TIMEOUT_MS", T_UINT, drain_timeout_ms, 0,
+      600000),
+    S("server", "log_level", "BRIDGE_LOG_LEVEL", T_LEVEL, log_level, 0, 0),
+    S("server", "max_json_depth", "BRIDGE_MAX_JSON_DEPTH", T_UINT, max_depth, 1, 1000),
+    S("server", "max_json_tokens", "BRIDGE_MAX_JSON_TOKENS", T_UINT, max_tokens, 16, 10000000),
+    S("kafka", "brokers", "BRIDGE_KAFKA_BROKERS", T_STR, brokers, 0, 0),
+    S("kafka", "mock_brokers", "BRIDGE_KAFKA_MOCK_BROKERS", T_UINT, mock_brokers, 1, 9),
+    S("kafka", "topic_prefix", "BRIDGE_KAFKA_TOPIC_PREFIX", T_TOPIC, topic_prefix, 0, 0),
+    S("kafka", "deadletter_topic", "BRIDGE_KAFKA_DEADLETTER_TOPIC", T_TOPIC, deadletter_topic,
+      0, 0),
+#undef S
+};
+
+static void add_error(wb_config_errors_t *errs, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void add_error(wb_config_errors_t *errs, const char *fmt, ...)
+{
+    if (errs->n == WB_MAX_ERRORS) {
+        errs->dropped++;
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errs->msg[errs->n++], sizeof(errs->msg[0]), fmt, ap);
+    va_end(ap);
+}
+
+/* Kafka topic names: [a-zA-Z0-9._-], 1..249. */
+static int topic_valid(const char *t)
+{
+    size_t n = strlen(t);
+    if (n == 0 || n > 249)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((t[i] >= 'a' && t[i] <= 'z') || (t[i] >= 'A' && t[i] <= 'Z') ||
+              (t[i] >= '0' && t[i] <= '9') || t[i] == '.' || t[i] == '_' || t[i] == '-'))
+            return 0;
+    return 1;
+}
+
+/* host:port, [v6]:port or :port (all addresses); checked here, resolved by server.c. */
+static int addr_valid(const char *v)
+{
+    const char *colon = strrchr(v, ':');
+    char *end;
+    if (colon == NULL)
+        return 0;
+    errno = 0;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    return errno == 0 && *end == '\0' && colon[1] != '\0' && port >= 1 && port <= 65535;
+}
+
+static int apply_setting(wb_config_t *cfg, const struct setting *s, const char *value, char *err,
+                         size_t errsz)
+{
+    void *field = (char *)cfg + s->off;
+    char *end;
+
+    switch (s->type) {
+    case T_UINT: {
+        errno = 0;
+        unsigned long long v = strtoull(value, &end, 10);
+        if (*value == '\0' || *value == '-' || errno != 0 || *end != '\0')
+            return wb_errf(err, errsz, WB_ERR_CONFIG, "'%s' is not a number", value);
+        if (v < s->min || v > s->max)
+            return wb_errf(err, errsz, WB_ERR_CONFIG, "%llu is outside [%llu, %llu]", v, s->min,
+                           s->max);
+        *(unsigned *)field = (unsigned)v;
+        return WB_OK;
+    }
+    case T_LEVEL: {
+        static const char *const names[] = {"debug", "info", "warn", "error"};
+        for (unsigned i = 0; i < WB_ARRAY_SIZE(names); i++)
+            if (strcasecmp(value, names[i]) == 0) {
+                *(wb_log_level_t *)field = (wb_log_level_t)i;
+                return WB_OK;
+            }
+        return wb_errf(err, errsz, WB_ERR_CONFIG, "'%s' is not one of debug, info, warn, error",
+                       value);
+    }
+    case T_ADDR:
+        if (!addr_valid(value))
+            return wb_errf(err, errsz, WB_ERR_CONFIG,
+                           "'%s' is not an address host:port with port 1-65535", value);
+        break;
+    case T_TOPIC:
+        if (*value != '\0' && !topic_valid(value))
+            return wb_errf(err, errsz, WB_ERR_CONFIG,
+                           "'%s' is not a Kafka topic name ([a-zA-Z0-9._-], at most 249)", value);
+        break;
+    case T_STR:
+        break;
+    }
+    char **dst = field, *copy = NULL;
+    if (*value != '\0' && (copy = strdup(value)) == NULL)
+        return WB_ERR_NOMEM;
+    free(*dst);
+    *dst = copy;
+    return WB_OK;
+}
+
+static wb_provider_t *find_provider(wb_config_t *cfg, const char *name, size_t len)
+{
+    for (unsigned i = 0; i < cfg->nproviders; i++)
+        if (strlen(cfg->providers[i].name) == len && memcmp(cfg->providers[i].name, name, len) == 0)
+            return &cfg->providers[i];
+    return NULL;
+}
+
+const wb_provider_t *wb_config_provider(const wb_config_t *cfg, const char *name, size_t len)
+{
+    return find_provider((wb_config_t *)cfg, name, len);
+}
+
+static wb_provider_t *add_provider(wb_config_t *cfg, const char *name, char *err, size_t errsz)
+{
+    if (!wb_provider_name_valid(name, strlen(name))) {
+        wb_errf(err, errsz, WB_ERR_CONFIG, "provider name '%s' must be [a-z0-9]+ (at most 32)",
+                name);
+        return NULL;
+    }
+    if (cfg->nproviders == WB_MAX_PROVIDERS) {
+        wb_errf(err, errsz, WB_ERR_CONFIG, "at most %d providers", WB_MAX_PROVIDERS);
+        return NULL;
+    }
+    wb_provider_t *prov = &cfg->providers[cfg->nproviders];
+    if (wb_provider_init(prov, name) != WB_OK) {
+        wb_provider_free(prov);
+        wb_errf(err, errsz, WB_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    cfg->nproviders++;
+    return prov;
+}
+
+static int set_provider_key(wb_provider_t *prov, const char *key, const char *value, char *err,
+                            size_t errsz)
+{
+    if (strcmp(key, "auth") == 0 || strncmp(key, "auth.", 5) == 0)
+        return wb_auth_conf_set(&prov->auth, key, value, err, errsz);
+    return wb_provider_set(prov, key, value, err, errsz);
+}
+
+static int set_kv(wb_kv_t *arr, unsigned *n, unsigned max, const char *name, const char *value)
+{
+    for (unsigned i = 0; i < *n; i++)
+        if (strcmp(arr[i].name, name) == 0) {
+            char *v = strdup(value);
+            if (v == NULL)
+                return WB_ERR_NOMEM;
+            free(arr[i].value);
+            arr[i].value = v;
+            return WB_OK;
+        }
+    if (*n == max)
+        return WB_ERR_TOO_LARGE;
+    if ((arr[*n].name = strdup(name)) == NULL || (arr[*n].value = strdup(value)) == NULL) {
+        free(arr[*n].name);
+        return WB_ERR_NOMEM;
+    }
+    (*n)++;
+    return WB_OK;
+}
+
+/* One key = value of any section; the location is the caller's. */
+static int set_any(wb_config_t *cfg, const char *section, const char *key, const char *value,
+                   char *err, size_t errsz)
+{
+    for (unsigned i = 0; i < WB_ARRAY_SIZE(settings); i++)
+        if (strcmp(settings[i].section, section) == 0 && strcmp(settings[i].key, key) == 0)
+            return apply_setting(cfg, &settings[i], value, err, errsz);
+    if (strcmp(section, "librdkafka") == 0) {
+        if (set_kv(cfg->rdkafka, &cfg->nrdkafka, WB_MAX_RDKAFKA, key, value) != WB_OK)
+            return wb_errf(err, errsz, WB_ERR_CONFIG, "too many properties");
+        return WB_OK;
+    }
+    if (strcmp(section, "routes") == 0) {
+        if (!topic_valid(value))
+            return wb_errf(err, errsz, WB_ERR_CONFIG, "'%s' is not a Kafka topic name", value);
+        if (cfg->nroutes == WB_MAX_ROUTES)
+            return wb_errf(err, errsz, WB_ERR_CONFIG, "at most %d routes", WB_MAX_ROUTES);
+        wb_route_t *rt = &cfg->routes[cfg->nroutes];
+        if ((rt->glob = strdup(key)) == NULL || (rt->topic = strdup(value)) == NULL) {
+            free(rt->glob);
+            return WB_ERR_NOMEM;
+        }
+        cfg->nroutes++;
+        return WB_OK;
+    }
+    if (strncmp(section, "provider.", 9) == 0) {
+        const char *name = section + 9;
+        wb_provider_t *prov = find_provider(cfg, name, strlen(name));
+        if (prov == NULL && (prov = add_provider(cfg, name, err, errsz)) == NULL)
+            return WB_ERR_CONFIG;
+        return set_provider_key(prov, key, value, err, errsz);
+    }
+    if (strcmp(section, "server") == 0 || strcmp(section, "kafka") == 0)
+        return wb_errf(err, errsz, WB_ERR_CONFIG, "unknown key");
+    return wb_errf(err, errsz, WB_ERR_CONFIG, "unknown section");
+}
+
+/* inih calls the reader once per line, so counting calls gives the line of
+ * the key the handler sees next. */
+struct ini_ctx {
+    FILE *f;
+    const char *path;
+    unsigned line;
+    wb_config_t *cfg;
+    wb_config_errors_t *errs;
+};
+
+static char *cfg_ini_reader(char *str, int num, void *stream)
+{
+    struct ini_ctx *ctx = stream;
+    char *r = fgets(str, num, ctx->f);
+    if (r != NULL) {
+        ctx->line++;
+        size_t n = strlen(str);
+        if (n == (size_t)num - 1 && str[n - 1] != '\n' && !feof(ctx->f)) {
+            add_error(ctx->errs, "%s:%u: line longer than %d bytes", ctx->path, ctx->line,
+                      num - 2);
+            int c;
+            while ((c = fgetc(ctx->f)) != EOF && c != '\n')
+                ;
+            str[0] = '#'; /* the rest of the line is dropped; make inih skip it */
+            str[1] = '\0';
+        }
+    }
+    return r;
+}
+
+static int cfg_ini_handler(void *user, const char *section, const char *name, const char *value)
+{
+    struct ini_ctx *ctx = user;
+    char err[200];
+    if (name == NULL) /* section header alone (INI_CALL_HANDLER_ON_NEW_SECTION) */
+        return 1;
+    if (set_any(ctx->cfg, section, name, value, err, sizeof(err)) != WB_OK)
+        add_error(ctx->errs, "%s:%u: [%s] %s: %s", ctx->path, ctx->line, section, name, err);
+    return 1;
+}
+
+/* BRIDGE_PROVIDER_<NAME>_<KEY> -> provider NAME, key <key> ('_' -> '.' only
+ * after "auth"), matched against the providers that exist. */
+static int env_provider(wb_config_t *cfg, const char *rest, const char *value, char *err,
+                        size_t errsz)
+{
+    for (unsigned i = 0; i < cfg->nproviders; i++) {
+        wb_provider_t *prov = &cfg->providers[i];
+        size_t n = strlen(prov->name);
+        if (strncasecmp(rest, prov->name, n) != 0 || rest[n] != '_')
+            continue;
+        char key[64];
+        const char *k = rest + n + 1;
+        size_t j = 0;
+        for (; k[j] != '\0' && j < sizeof(key) - 1; j++)
+            key[j] = (char)(k[j] >= 'A' && k[j] <= 'Z' ? k[j] - 'A' + 'a' : k[j]);
+        key[j] = '\0';
+        if (strncmp(key, "auth_", 5) == 0)
+            key[4] = '.';
+        return set_provider_key(prov, key, value, err, errsz);
+    }
+    return wb_errf(err, errsz, WB_ERR_CONFIG, "no such provider");
+}
+
+static void apply_env(wb_config_t *cfg, char *const *env, wb_config_errors_t *errs)
+{
+    char err[200], name[128];
+    for (; env != NULL && *env != NULL; env++) {
+        const char *eq = strchr(*env, '=');
+        if (eq == NULL || strncmp(*env, "BRIDGE_", 7) != 0)
+            continue;
+        size_t n = (size_t)(eq - *env);
+        if (n >= sizeof(name))
+            continue;
+        memcpy(name, *env, n);
+        name[n] = '\0';
+        const char *value = eq + 1;
+        int r = WB_ERR_NOTFOUND;
+        for (unsigned i = 0; i < WB_ARRAY_SIZE(settings); i++)
+            if (strcmp(settings[i].env, name) == 0)
+                r = apply_setting(cfg, &settings[i], value, err, sizeof(err));
+        if (r == WB_ERR_NOTFOUND && strncmp(name, "BRIDGE_RDKAFKA_", 15) == 0) {
+            char prop[128];
+            size_t j = 0;
+            for (const char *p = name + 15; *p != '\0' && j < sizeof(prop) - 1; p++, j++)
+                prop[j] = *p == '_' ? '.' : (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+            prop[j] = '\0';
+            r = set_kv(cfg->rdkafka, &cfg->nrdkafka, WB_MAX_RDKAFKA, prop, value);
+            if (r != WB_OK)
+                wb_errf(err, sizeof(err), WB_ERR_CONFIG, "too many properties");
+        } else if (r == WB_ERR_NOTFOUND && strncmp(name, "BRIDGE_PROVIDER_", 16) == 0) {
+            r = env_provider(cfg, name + 16, value, err, sizeof(err));
+        }
+        /* Other BRIDGE_* names are ignored: Kubernetes injects BRIDGE_SERVICE_HOST
+         * and the like for a Service called "bridge". */
+        if (r != WB_OK && r != WB_ERR_NOTFOUND)
+            add_error(errs, "environment %s: %s", name, err);
+    }
+}
+
+static int set_defaults(wb_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->threads = 1;
+    cfg->max_inflight = 10000;
+    cfg->drain_timeout_ms = 20000;
+    cfg->log_level = WB_LOG_INFO;
+    cfg->max_depth = 64;
+    cfg->max_tokens = 1000000;
+    cfg->mock_brokers = 3;
+    if ((cfg->listen = strdup("0.0.0.0:8080")) == NULL ||
+        (cfg->admin_listen = strdup("0.0.0.0:9090")) == NULL ||
+        (cfg->topic_prefix = strdup("webhooks")) == NULL)
+        return WB_ERR_NOMEM;
+    for (const char *const *n = wb_provider_builtins; *n != NULL; n++)
+        if (add_provider(cfg, *n, NULL, 0) == NULL)
+            return WB_ERR_NOMEM;
+    return WB_OK;
+}
+
+int wb_config_load(wb_config_t *cfg, const char *path, char *const *env, wb_config_errors_t *errs)
+{
+    char err[200];
+    memset(errs, 0, sizeof(*errs));
+    if (set_defaults(cfg) != WB_OK) {
+        add_error(errs, "out of memory");
+        return WB_ERR_CONFIG;
+    }
+    if (path != NULL) {
+        struct ini_ctx ctx = {.path = path, .cfg = cfg, .errs = errs};
+        if ((ctx.f = fopen(path, "r")) == NULL) {
+            add_error(errs, "%s: %s", path, strerror(errno));
+        } else {
+            int r = ini_parse_stream(cfg_ini_reader, &ctx, cfg_ini_handler, &ctx);
+            fclose(ctx.f);
+            if (r > 0)
+                add_error(errs, "%s:%d: not 'key = value', '[section]' or a comment", path, r);
+        }
+    }
+    apply_env(cfg, env, errs);
+
+    if (cfg->deadletter_topic == NULL) {
+        snprintf(err, sizeof(err), "%s.deadletter", cfg->topic_prefix);
+        if (!topic_valid(err) || (cfg->deadletter_topic = strdup(err)) == NULL)
+            add_error(errs, "[kafka] deadletter_topic: cannot derive from topic_prefix");
+    }
+    for (unsigned i = 0; i < cfg->nrdkafka; i++) {
+        /* the ack gate is the product's promise: it is not a setting */
+        const wb_kv_t *kv = &cfg->rdkafka[i];
+        if ((strcmp(kv->name, "acks") == 0 || strcmp(kv->name, "request.required.acks") == 0) &&
+            strcmp(kv->value, "all") != 0 && strcmp(kv->value, "-1") != 0)
+            add_error(errs, "[librdkafka] %s: must be all (a 200 means every in-sync replica "
+                            "has the record)", kv->name);
+        if (strcmp(kv->name, "enable.idempotence") == 0 && strcmp(kv->value, "true") != 0)
+            add_error(errs, "[librdkafka] enable.idempotence: must be true");
+    }
+    int real_brokers = cfg->brokers != NULL;
+    for (unsigned i = 0; i < cfg->nproviders; i++) {
+        wb_provider_t *prov = &cfg->providers[i];
+        if (!prov->enabled)
+            continue;
+        if (wb_auth_conf_finish(&prov->auth, prov->name, real_brokers, err, sizeof(err)) != WB_OK)
+            add_error(errs, "[provider.%s] auth: %s", prov->name, err);
+    }
+    return errs->n == 0 ? WB_OK : WB_ERR_CONFIG;
+}
+
+void wb_config_free(wb_config_t *cfg)
+{
+    free(cfg->listen);
+    free(cfg->admin_listen);
+    free(cfg->brokers);
+    free(cfg->topic_prefix);
+    free(cfg->deadletter_topic);
+    for (unsigned i = 0; i < cfg->nrdkafka; i++) {
+        free(cfg->rdkafka[i].name);
+        free(cfg->rdkafka[i].value);
+    }
+    for (unsigned i = 0; i < cfg->nroutes; i++) {
+        free(cfg->routes[i].glob);
+        free(cfg->routes[i].topic);
+    }
+    for (unsigned i = 0; i < cfg->nproviders; i++)
+        wb_provider_free(&cfg->providers[i]);
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+unsigned wb_config_max_deadline(const wb_config_t *cfg)
+{
+    unsigned m = 0;
+    for (unsigned i = 0; i < cfg->nproviders; i++)
+        if (cfg->providers[i].enabled && cfg->providers[i].deadline_ms > m)
+            m = cfg->providers[i].deadline_ms;
+    return m;
+}
+
+size_t wb_config_max_body(const wb_config_t *cfg)
+{
+    size_t m = 0;
+    for (unsigned i = 0; i < cfg->nproviders; i++)
+        if (cfg->providers[i].enabled && cfg->providers[i].max_body > m)
+            m = cfg->providers[i].max_body;
+    return m;
+}

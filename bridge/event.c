@@ -1,0 +1,316 @@
+/* event.c - the canonical record. Reads the provider's fields through its
+ * description (JSON Pointers), decides dead letters, writes the CloudEvent
+ * once into a buffer that the producer takes without a copy. The body is
+ * embedded as received: it was validated, so it is valid JSON as it is.
+ * Must not: log, or choose HTTP statuses. */
+#include "event.h"
+
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void wb_event_format_ms(int64_t t, char *out, size_t outsz)
+{
+    time_t s = (time_t)(t / 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    snprintf(out, outsz, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(t % 1000));
+}
+
+static int digits(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] < '0' || p[i] > '9')
+            return 0;
+    return 1;
+}
+
+static int num(const char *p, size_t n)
+{
+    int v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = v * 10 + (p[i] - '0');
+    return v;
+}
+
+/* RFC 3339 date-time, with the zone optional (allow_naive) and then UTC. */
+static int parse_rfc3339(const char *s, size_t n, int allow_naive, char *out, size_t outsz)
+{
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (n < 19 || n >= outsz - 1 || !digits(s, 4) || s[4] != '-' || !digits(s + 5, 2) ||
+        s[7] != '-' || !digits(s + 8, 2) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+        !digits(s + 11, 2) || s[13] != ':' || !digits(s + 14, 2) || s[16] != ':' ||
+        !digits(s + 17, 2))
+        return WB_ERR_SHAPE;
+    int year = num(s, 4), mon = num(s + 5, 2), day = num(s + 8, 2);
+    if (mon < 1 || mon > 12 || day < 1 || day > mdays[mon - 1] ||
+        (mon == 2 && day == 29 && !(year % 4 == 0 && (year % 100 != 0 || year % 400 == 0))) ||
+        num(s + 11, 2) > 23 || num(s + 14, 2) > 59 || num(s + 17, 2) > 60)
+        return WB_ERR_SHAPE;
+    size_t i = 19;
+    if (i < n && s[i] == '.') {
+        size_t f = ++i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == f)
+            return WB_ERR_SHAPE;
+    }
+    int zone = 0;
+    if (i < n && (s[i] == 'Z' || s[i] == 'z') && i + 1 == n) {
+        zone = 1;
+    } else if (i < n && (s[i] == '+' || s[i] == '-')) {
+        if (n - i != 6 || !digits(s + i + 1, 2) || s[i + 3] != ':' || !digits(s + i + 4, 2) ||
+            num(s + i + 1, 2) > 23 || num(s + i + 4, 2) > 59)
+            return WB_ERR_SHAPE;
+        zone = 1;
+    } else if (i != n) {
+        return WB_ERR_SHAPE;
+    }
+    if (!zone && !allow_naive)
+        return WB_ERR_SHAPE;
+    memcpy(out, s, n);
+    out[10] = 'T';
+    if (zone && (out[n - 1] == 'z'))
+        out[n - 1] = 'Z';
+    if (!zone)
+        out[n++] = 'Z';
+    out[n] = '\0';
+    return WB_OK;
+}
+
+static int parse_unix(const wb_json_val_t *v, int64_t scale, char *out, size_t outsz)
+{
+    char buf[64];
+    if (v->kind != WB_JSON_NUMBER || v->raw.len >= sizeof(buf))
+        return WB_ERR_SHAPE;
+    memcpy(buf, v->raw.p, v->raw.len);
+    buf[v->raw.len] = '\0';
+    double d = strtod(buf, NULL);
+    /* years 1970..9999 */
+    if (!(d >= 0) || d / (double)scale > 253402300799.0)
+        return WB_ERR_SHAPE;
+    wb_event_format_ms((int64_t)(d * (1000.0 / (double)scale)), out, outsz);
+    return WB_OK;
+}
+
+int wb_event_time(const wb_json_val_t *v, wb_time_format_t fmt, char *out, size_t outsz)
+{
+    char s[64];
+    wb_buf_t b;
+    int r;
+
+    switch (fmt) {
+    case WB_TIME_UNIX:
+        return parse_unix(v, 1, out, outsz);
+    case WB_TIME_UNIX_MS:
+        return parse_unix(v, 1000, out, outsz);
+    case WB_TIME_AUTO:
+        if (v->kind == WB_JSON_NUMBER)
+            return parse_unix(v, 1, out, outsz);
+        break;
+    default:
+        break;
+    }
+    if (v->kind != WB_JSON_STRING)
+        return WB_ERR_SHAPE;
+    wb_buf_init(&b, sizeof(s));
+    if ((r = wb_json_decode(v, &b)) != WB_OK) {
+        wb_buf_free(&b);
+        return WB_ERR_SHAPE;
+    }
+    r = parse_rfc3339(b.p, b.len, fmt != WB_TIME_RFC3339, out, outsz);
+    wb_buf_free(&b);
+    return r;
+}
+
+static void uuid4(char out[37])
+{
+    unsigned char u[16];
+    if (RAND_bytes(u, sizeof(u)) != 1)
+        abort(); /* no randomness: a broken machine, not bad input */
+    u[6] = (unsigned char)((u[6] & 0x0f) | 0x40);
+    u[8] = (unsigned char)((u[8] & 0x3f) | 0x80);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
+             u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
+             u[14], u[15]);
+}
+
+/* Decodes a string or number at ptr into dst. Returns 1 found, 0 missing
+ * (or empty), -1 with reason set when it is there but unusable. */
+static int get_field(const wb_json_t *js, const char *ptr, const char *what, char *dst,
+                     size_t dstsz, size_t *len, char *reason, size_t reasonsz)
+{
+    wb_json_val_t v = wb_json_get(js, ptr);
+    wb_buf_t b;
+    if (v.kind == WB_JSON_MISSING || v.kind == WB_JSON_NULL)
+        return 0;
+    if (v.kind != WB_JSON_STRING && v.kind != WB_JSON_NUMBER) {
+        snprintf(reason, reasonsz, "%s at %s is not a string", what, ptr);
+        return -1;
+    }
+    wb_buf_init(&b, dstsz - 1);
+    int r = wb_json_decode(&v, &b);
+    if (r != WB_OK) {
+        wb_buf_free(&b);
+        snprintf(reason, reasonsz, "%s at %s is longer than %zu bytes", what, ptr, dstsz - 1);
+        return -1;
+    }
+    if (b.len > 0)
+        memcpy(dst, b.p, b.len);
+    dst[b.len] = '\0';
+    *len = b.len;
+    wb_buf_free(&b);
+    return *len > 0;
+}
+
+/* Fills ev's fields from the body; returns 0, or -1 with ev->reason set. */
+static int extract(const wb_config_t *cfg, const wb_provider_t *prov, const wb_json_t *js,
+                   const char *received, wb_event_t *ev, char *event_name, size_t *event_len,
+                   char *time, size_t timesz)
+{
+    char *reason = ev->reason;
+    size_t rsz = sizeof(ev->reason);
+    int r = 0;
+
+    if (wb_json_root(js).kind != WB_JSON_OBJECT) {
+        snprintf(reason, rsz, "body is not a JSON object");
+        return -1;
+    }
+    /* the event type: the first pointer that holds a string */
+    const char *tptr = prov->type_ptrs[0];
+    for (unsigned i = 0; i < prov->ntype_ptrs && r == 0; i++) {
+        tptr = prov->type_ptrs[i];
+        wb_json_val_t v = wb_json_get(js, tptr);
+        if (v.kind == WB_JSON_MISSING || v.kind == WB_JSON_NULL)
+            continue;
+        if (v.kind != WB_JSON_STRING) {
+            snprintf(reason, rsz, "event type at %s is not a string", tptr);
+            return -1;
+        }
+        r = get_field(js, tptr, "event type", event_name, WB_EVENT_NAME_MAX + 1, event_len,
+                      reason, rsz);
+        if (r < 0)
+            return -1;
+    }
+    if (r == 0) {
+        snprintf(reason, rsz, "event type missing (%s%s)", prov->type_ptrs[0],
+                 prov->ntype_ptrs > 1 ? " and its fallbacks" : "");
+        return -1;
+    }
+    int n = wb_route_type(ev->type, sizeof(ev->type), prov->name, event_name, *event_len);
+    if (n == WB_ERR_SHAPE) {
+        snprintf(reason, rsz, "event type at %s has no letter or digit", tptr);
+        return -1;
+    }
+    if (n < 0 || wb_route_topic(cfg, ev->type, ev->topic, sizeof(ev->topic)) != WB_OK) {
+        snprintf(reason, rsz, "event type at %s is too long for a topic name", tptr);
+        return -1;
+    }
+    if (prov->id_ptr != NULL) {
+        r = get_field(js, prov->id_ptr, "id", ev->id, sizeof(ev->id), &ev->id_len, reason, rsz);
+        if (r < 0)
+            return -1;
+        if (r == 0 && (prov->required & WB_REQ_ID)) {
+            snprintf(reason, rsz, "id missing (%s)", prov->id_ptr);
+            return -1;
+        }
+    }
+    if (prov->subject_ptr != NULL) {
+        r = get_field(js, prov->subject_ptr, "subject", ev->subject, sizeof(ev->subject),
+                      &ev->subject_len, reason, rsz);
+        if (r < 0)
+            return -1;
+        if (r == 0 && (prov->required & WB_REQ_SUBJECT)) {
+            snprintf(reason, rsz, "subject missing (%s)", prov->subject_ptr);
+            return -1;
+        }
+    }
+    snprintf(time, timesz, "%s", received);
+    if (prov->time_ptr != NULL) {
+        wb_json_val_t v = wb_json_get(js, prov->time_ptr);
+        if (v.kind == WB_JSON_MISSING || v.kind == WB_JSON_NULL) {
+            if (prov->required & WB_REQ_TIME) {
+                snprintf(reason, rsz, "time missing (%s)", prov->time_ptr);
+                return -1;
+            }
+        } else if (wb_event_time(&v, prov->time_format, time, timesz) != WB_OK) {
+            snprintf(reason, rsz, "time at %s is not a valid date-time", prov->time_ptr);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int put_attr(wb_buf_t *b, const char *name, const char *v, size_t len)
+{
+    int r;
+    if ((r = wb_buf_appendc(b, ',')) != WB_OK || (r = wb_json_write_string(b, name, strlen(name))) != WB_OK ||
+        (r = wb_buf_appendc(b, ':')) != WB_OK)
+        return r;
+    return wb_json_write_string(b, v, len);
+}
+
+int wb_event_build(const wb_config_t *cfg, const wb_provider_t *prov, const wb_json_t *js,
+                   int64_t now_ms, wb_event_t *ev)
+{
+    char received[40], time[64], event_name[WB_EVENT_NAME_MAX + 1];
+    size_t event_len = 0;
+    int r;
+
+    memset(ev, 0, offsetof(wb_event_t, value));
+    wb_event_format_ms(now_ms, received, sizeof(received));
+    event_name[0] = '\0';
+
+    if (extract(cfg, prov, js, received, ev, event_name, &event_len, time, sizeof(time)) != 0) {
+        ev->deadletter = 1;
+        snprintf(ev->type, sizeof(ev->type), "%s.deadletter", prov->name);
+        snprintf(ev->topic, sizeof(ev->topic), "%s", cfg->deadletter_topic);
+        snprintf(time, sizeof(time), "%s", received);
+        ev->subject_len = 0;
+    }
+    if (ev->id_len == 0) {
+        uuid4(ev->id);
+        ev->id_len = 36;
+    }
+    if (prov->key_by == WB_KEY_SUBJECT && ev->subject_len > 0) {
+        ev->key = ev->subject;
+        ev->key_len = ev->subject_len;
+    } else {
+        ev->key = ev->id;
+        ev->key_len = ev->id_len;
+    }
+
+    wb_buf_t *b = &ev->value;
+    wb_buf_init(b, js->len + 8192 + 4 * (WB_ID_MAX + WB_SUBJECT_MAX + WB_EVENT_NAME_MAX));
+    if ((r = wb_buf_reserve(b, js->len + 512 + 2 * (ev->id_len + ev->subject_len + event_len) +
+                                   strlen(prov->source))) != WB_OK)
+        return r;
+    if ((r = wb_buf_append(b, "{\"specversion\":\"1.0\"", 20)) != WB_OK ||
+        (r = put_attr(b, "id", ev->id, ev->id_len)) != WB_OK ||
+        (r = put_attr(b, "source", prov->source, strlen(prov->source))) != WB_OK ||
+        (r = put_attr(b, "type", ev->type, strlen(ev->type))) != WB_OK)
+        return r;
+    if (ev->subject_len > 0 && (r = put_attr(b, "subject", ev->subject, ev->subject_len)) != WB_OK)
+        return r;
+    if ((r = put_attr(b, "time", time, strlen(time))) != WB_OK ||
+        (r = put_attr(b, "datacontenttype", "application/json", 16)) != WB_OK ||
+        (r = put_attr(b, "provider", prov->name, strlen(prov->name))) != WB_OK ||
+        (r = put_attr(b, "providerevent", event_name, event_len)) != WB_OK ||
+        (r = put_attr(b, "receivedat", received, strlen(received))) != WB_OK)
+        return r;
+    if (ev->deadletter &&
+        (r = put_attr(b, "deadletterreason", ev->reason, strlen(ev->reason))) != WB_OK)
+        return r;
+    if ((r = wb_buf_append(b, ",\"data\":", 8)) != WB_OK ||
+        (r = wb_buf_append(b, js->doc, js->len)) != WB_OK || (r = wb_buf_appendc(b, '}')) != WB_OK)
+        return r;
+    return WB_OK;
+}
+
+void wb_event_free(wb_event_t *ev)
+{
+    wb_buf_free(&ev->value);
+}

@@ -1,0 +1,452 @@
+/* ingest.c - one webhook from request to answer: route, method, limits,
+ * authentication, JSON validation, the record, the produce, and the answer
+ * that waits for the Kafka delivery report (the ack gate).
+ * Owns: the error table (stable codes), the pending object's lifetime, the
+ * access log line. A 2xx leaves only from on_report with err == 0.
+ *
+ * Lifetime: the pending object is malloc'ed here and freed only when its
+ * delivery report arrives. The request side holds a small link in req->pool
+ * (h2o_mem_alloc_shared); when h2o frees the pool (client gone), its dispose
+ * callback detaches the pending, so the report never touches the request.
+ * Detach before any h2o_send*, which may free the request at once. */
+#include "ingest.h"
+#include "auth.h"
+#include "event.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+/* The stable error codes of every non-2xx answer. */
+typedef enum {
+    E_NOT_FOUND,
+    E_METHOD,
+    E_TOO_LARGE,
+    E_MEDIA_TYPE,
+    E_INVALID_JSON,
+    E_INVALID_SHAPE,
+    E_AUTH,
+    E_KAFKA,
+    E_TIMEOUT,
+    E_OVERLOADED,
+    E_DRAINING,
+} wb_ingest_err_t;
+
+static const struct {
+    int status;
+    const char *reason, *code, *message;
+} errors[] = {
+    [E_NOT_FOUND] = {404, "Not Found", "not_found", "no webhook at this path"},
+    [E_METHOD] = {405, "Method Not Allowed", "method_not_allowed", "webhooks are POSTed"},
+    [E_TOO_LARGE] = {413, "Payload Too Large", "payload_too_large", "body over the size limit"},
+    [E_MEDIA_TYPE] = {415, "Unsupported Media Type", "unsupported_media_type",
+                      "the body must be JSON"},
+    [E_INVALID_JSON] = {400, "Bad Request", "invalid_json", "body is not JSON (RFC 8259)"},
+    [E_INVALID_SHAPE] = {400, "Bad Request", "invalid_shape",
+                         "body is not this provider's shape; kept in the dead-letter topic"},
+    [E_AUTH] = {401, "Unauthorized", "auth_invalid", "authentication failed"},
+    [E_KAFKA] = {503, "Service Unavailable", "kafka_unavailable", "Kafka did not take the event"},
+    [E_TIMEOUT] = {503, "Service Unavailable", "kafka_timeout",
+                   "Kafka did not acknowledge the event in time"},
+    [E_OVERLOADED] = {503, "Service Unavailable", "overloaded", "too many requests in flight"},
+    [E_DRAINING] = {503, "Service Unavailable", "draining", "shutting down, retry"},
+};
+
+const int wb_status_codes[WB_STATUS_SLOTS] = {200, 400, 401, 404, 405, 413, 415, 500, 503, 0};
+const double wb_latency_bounds_ms[WB_LAT_BUCKETS] = {1,   2,   5,    10,   25,   50,   100,
+                                                     250, 500, 1000, 2500, 5000, 10000, 30000};
+
+typedef struct wb_pending wb_pending_t;
+
+typedef struct {
+    wb_pending_t *pend; /* NULL once answered */
+} wb_link_t;
+
+struct wb_pending {
+    h2o_req_t *req; /* NULL once answered or gone */
+    wb_link_t *link;
+    wb_worker_t *worker;
+    const wb_provider_t *prov;
+    unsigned prov_index;
+    int deadletter;
+    struct timespec start;
+    h2o_timeout_entry_t deadline;
+    h2o_linklist_t node; /* in worker->pending while attached */
+    size_t id_len, type_len, topic_len;
+    char strs[]; /* id NUL type NUL topic NUL */
+};
+
+static int64_t now_unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double elapsed_ms(const struct timespec *start)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - start->tv_sec) * 1e3 + (double)(now.tv_nsec - start->tv_nsec) / 1e6;
+}
+
+static wb_worker_t *worker_of(h2o_req_t *req)
+{
+    return H2O_STRUCT_FROM_MEMBER(wb_worker_t, ctx, req->conn->ctx);
+}
+
+static void count_status(wb_worker_t *w, unsigned prov_index, int status)
+{
+    unsigned slot = WB_STATUS_SLOTS - 1;
+    for (unsigned i = 0; i < WB_STATUS_SLOTS - 1; i++)
+        if (wb_status_codes[i] == status)
+            slot = i;
+    atomic_fetch_add_explicit(&w->stats.requests[prov_index][slot], 1, memory_order_relaxed);
+}
+
+static void access_log(const wb_provider_t *prov, int status, double ms, const char *code,
+                       const char *id, const char *topic, int32_t partition, int64_t offset)
+{
+    wb_log_t l;
+    wb_log_begin(&l, status < 500 ? WB_LOG_INFO : WB_LOG_WARN, "webhook");
+    wb_log_cstr(&l, "provider", prov != NULL ? prov->name : "");
+    wb_log_int(&l, "status", status);
+    wb_log_int(&l, "latency_us", (long long)(ms * 1000));
+    if (code != NULL)
+        wb_log_cstr(&l, "error", code);
+    if (id != NULL)
+        wb_log_cstr(&l, "id", id);
+    if (topic != NULL) {
+        wb_log_cstr(&l, "topic", topic);
+        wb_log_int(&l, "partition", partition);
+        wb_log_int(&l, "offset", offset);
+    }
+    wb_log_end(&l);
+}
+
+/* Sends a JSON answer; body is copied into the request's pool. */
+static void send_json(h2o_req_t *req, int status, const char *reason, const char *body, size_t len)
+{
+    req->res.status = status;
+    req->res.reason = reason;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("application/json"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                   H2O_STRLIT("no-store"));
+    req->res.content_length = len;
+    h2o_send_inline(req, body, len);
+}
+
+static void send_error(h2o_req_t *req, wb_ingest_err_t e, const char *code, const char *message)
+{
+    char body[512];
+    wb_buf_t b;
+    wb_buf_init(&b, sizeof(body));
+    code = code != NULL ? code : errors[e].code;
+    message = message != NULL ? message : errors[e].message;
+    if (wb_buf_append(&b, "{\"error\":", 9) != WB_OK ||
+        wb_json_write_string(&b, code, strlen(code)) != WB_OK ||
+        wb_buf_append(&b, ",\"message\":", 11) != WB_OK ||
+        wb_json_write_string(&b, message, strlen(message)) != WB_OK || wb_buf_appendc(&b, '}'))
+        b.len = 0;
+    if (errors[e].status == 503) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL,
+                       H2O_STRLIT("5"));
+    } else if (errors[e].status == 405) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("POST"));
+    }
+    if (b.len == 0)
+        send_json(req, errors[e].status, errors[e].reason, "{}", 2);
+    else
+        send_json(req, errors[e].status, errors[e].reason, b.p, b.len);
+    wb_buf_free(&b);
+}
+
+/* Answers an error before anything was produced, with its count and log line. */
+static int reject(h2o_req_t *req, const wb_provider_t *prov, unsigned prov_index,
+                  wb_ingest_err_t e, const char *code, const char *message)
+{
+    wb_worker_t *w = worker_of(req);
+    count_status(w, prov_index, errors[e].status);
+    access_log(prov, errors[e].status, 0, code != NULL ? code : errors[e].code, NULL, NULL, 0, 0);
+    if (w->draining)
+        req->http1_is_persistent = 0;
+    send_error(req, e, code, message);
+    return 0;
+}
+
+static void detach(wb_pending_t *pend)
+{
+    if (pend->link != NULL)
+        pend->link->pend = NULL;
+    pend->link = NULL;
+    pend->req = NULL;
+    h2o_timeout_unlink(&pend->deadline);
+    if (h2o_linklist_is_linked(&pend->node))
+        h2o_linklist_unlink(&pend->node);
+    atomic_fetch_sub_explicit(&pend->worker->stats.inflight, 1, memory_order_relaxed);
+}
+
+/* The request's pool is going away (client gone, or answered and done). */
+static void on_link_dispose(void *p)
+{
+    wb_link_t *link = p;
+    if (link->pend != NULL) {
+        link->pend->link = NULL;
+        detach(link->pend);
+    }
+}
+
+static const char *pend_id(const wb_pending_t *pend)
+{
+    return pend->strs;
+}
+static const char *pend_type(const wb_pending_t *pend)
+{
+    return pend->strs + pend->id_len + 1;
+}
+static const char *pend_topic(const wb_pending_t *pend)
+{
+    return pend->strs + pend->id_len + 1 + pend->type_len + 1;
+}
+
+/* Answers a pending request with a 503 (deadline, drain) or the Kafka error. */
+static void answer_failure(wb_pending_t *pend, wb_ingest_err_t e, const char *detail)
+{
+    h2o_req_t *req = pend->req;
+    wb_worker_t *w = pend->worker;
+    detach(pend);
+    count_status(w, pend->prov_index, 503);
+    access_log(pend->prov, 503, elapsed_ms(&pend->start), errors[e].code, pend_id(pend),
+               NULL, 0, 0);
+    send_error(req, e, NULL, detail);
+}
+
+static void on_deadline(h2o_timeout_entry_t *entry)
+{
+    wb_pending_t *pend = H2O_STRUCT_FROM_MEMBER(wb_pending_t, deadline, entry);
+    if (pend->req != NULL)
+        answer_failure(pend, E_TIMEOUT, NULL);
+}
+
+void wb_ingest_abort_pending(wb_worker_t *w)
+{
+    while (!h2o_linklist_is_empty(&w->pending)) {
+        wb_pending_t *pend = H2O_STRUCT_FROM_MEMBER(wb_pending_t, node, w->pending.next);
+        answer_failure(pend, E_DRAINING, NULL);
+    }
+}
+
+static void observe_latency(wb_stats_t *st, double ms)
+{
+    unsigned i = 0;
+    while (i < WB_LAT_BUCKETS && ms > wb_latency_bounds_ms[i])
+        i++;
+    atomic_fetch_add_explicit(&st->latency_buckets[i], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&st->latency_sum_us, (unsigned long)(ms * 1000),
+                              memory_order_relaxed);
+}
+
+void wb_ingest_on_report(void *opaque, const wb_report_t *rep, void *ctx)
+{
+    wb_pending_t *pend = opaque;
+    wb_worker_t *w = pend->worker;
+    double ms = elapsed_ms(&pend->start);
+
+    observe_latency(&w->stats, ms);
+    if (rep->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        atomic_fetch_add_explicit(pend->deadletter ? &w->stats.deadlettered[pend->prov_index]
+                                                   : &w->stats.produced[pend->prov_index],
+                                  1, memory_order_relaxed);
+    } else {
+        wb_stats_count_kafka_error(&w->stats, rep->err);
+    }
+    if (pend->req != NULL) {
+        h2o_req_t *req = pend->req;
+        if (rep->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            answer_failure(pend, E_KAFKA, rd_kafka_err2str(rep->err));
+        } else {
+            int status = pend->deadletter ? pend->prov->deadletter_status : 200;
+            char body[1024];
+            wb_buf_t b;
+            detach(pend);
+            wb_buf_init(&b, sizeof(body));
+            wb_buf_append(&b, "{\"id\":", 6);
+            wb_json_write_string(&b, pend_id(pend), pend->id_len);
+            wb_buf_append(&b, ",\"type\":", 8);
+            wb_json_write_string(&b, pend_type(pend), pend->type_len);
+            wb_buf_append(&b, ",\"topic\":", 9);
+            wb_json_write_string(&b, pend_topic(pend), pend->topic_len);
+            wb_buf_printf(&b, ",\"partition\":%d,\"offset\":%lld%s}", (int)rep->partition,
+                          (long long)rep->offset, pend->deadletter ? ",\"deadletter\":true" : "");
+            count_status(w, pend->prov_index, status);
+            access_log(pend->prov, status, ms, pend->deadletter ? "deadletter" : NULL,
+                       pend_id(pend), pend_topic(pend), rep->partition, rep->offset);
+            if (status != 200)
+                send_error(req, E_INVALID_SHAPE, NULL, NULL);
+            else
+                send_json(req, 200, "OK", b.p, b.len);
+            wb_buf_free(&b);
+        }
+    }
+    free(pend);
+}
+
+/* "application/json", "text/json", "application/<x>+json", with parameters. */
+static int content_type_ok(h2o_req_t *req)
+{
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    if (i < 0)
+        return 1;
+    h2o_iovec_t v = req->headers.entries[i].value;
+    size_t n = 0;
+    while (n < v.len && v.base[n] != ';' && v.base[n] != ' ' && v.base[n] != '\t')
+        n++;
+    if ((n == 16 && strncasecmp(v.base, "application/json", 16) == 0) ||
+        (n == 9 && strncasecmp(v.base, "text/json", 9) == 0))
+        return 1;
+    return n > 17 && strncasecmp(v.base, "application/", 12) == 0 &&
+           strncasecmp(v.base + n - 5, "+json", 5) == 0;
+}
+
+static int header_lookup(void *ctx, const char *name, size_t idx, wb_str_t *value)
+{
+    h2o_req_t *req = ctx;
+    size_t n = strlen(name);
+    for (size_t i = 0; i < req->headers.size; i++) {
+        const h2o_header_t *h = &req->headers.entries[i];
+        if (h->name->len == n && strncasecmp(h->name->base, name, n) == 0 && idx-- == 0) {
+            value->p = h->value.base;
+            value->len = h->value.len;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int wb_ingest_not_found(h2o_handler_t *self, h2o_req_t *req)
+{
+    return reject(req, NULL, WB_MAX_PROVIDERS, E_NOT_FOUND, NULL, NULL);
+}
+
+static wb_pending_t *pending_new(wb_worker_t *w, const wb_provider_t *prov, unsigned prov_index,
+                                 const wb_event_t *ev, const struct timespec *start)
+{
+    size_t type_len = strlen(ev->type), topic_len = strlen(ev->topic);
+    wb_pending_t *pend = malloc(sizeof(*pend) + ev->id_len + type_len + topic_len + 3);
+    if (pend == NULL)
+        return NULL;
+    memset(pend, 0, sizeof(*pend));
+    pend->worker = w;
+    pend->prov = prov;
+    pend->prov_index = prov_index;
+    pend->deadletter = ev->deadletter;
+    pend->start = *start;
+    pend->id_len = ev->id_len;
+    pend->type_len = type_len;
+    pend->topic_len = topic_len;
+    memcpy(pend->strs, ev->id, ev->id_len + 1);
+    memcpy(pend->strs + ev->id_len + 1, ev->type, type_len + 1);
+    memcpy(pend->strs + ev->id_len + 1 + type_len + 1, ev->topic, topic_len + 1);
+    pend->deadline.cb = on_deadline;
+    return pend;
+}
+
+int wb_ingest_on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    wb_worker_t *w = worker_of(req);
+    const wb_config_t *cfg = w->cfg;
+    struct timespec start;
+    char err[256];
+    wb_event_t ev;
+
+    clock_gettime(CLOCK_MONOTONIC, &start);
+
+    /* /webhooks/NAME or /webhooks/NAME/TOKEN, nothing deeper */
+    h2o_iovec_t path = req->path_normalized;
+    if (path.len < 10 || memcmp(path.base, "/webhooks/", 10) != 0)
+        return reject(req, NULL, WB_MAX_PROVIDERS, E_NOT_FOUND, NULL, NULL);
+    const char *name = path.base + 10, *end = path.base + path.len;
+    const char *slash = memchr(name, '/', (size_t)(end - name));
+    size_t name_len = (size_t)((slash != NULL ? slash : end) - name);
+    wb_str_t token = {slash != NULL ? slash + 1 : "", slash != NULL ? (size_t)(end - slash - 1) : 0};
+    if (token.len > 0 && memchr(token.p, '/', token.len) != NULL)
+        return reject(req, NULL, WB_MAX_PROVIDERS, E_NOT_FOUND, NULL, NULL);
+    const wb_provider_t *prov = wb_config_provider(cfg, name, name_len);
+    if (prov == NULL || !prov->enabled)
+        return reject(req, NULL, WB_MAX_PROVIDERS, E_NOT_FOUND, NULL, NULL);
+    unsigned pi = (unsigned)(prov - cfg->providers);
+    if (token.len > 0 && !wb_auth_uses_path(prov->auth))
+        return reject(req, prov, pi, E_NOT_FOUND, NULL, NULL);
+    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST")))
+        return reject(req, prov, pi, E_METHOD, NULL, NULL);
+    if (w->draining)
+        return reject(req, prov, pi, E_DRAINING, NULL, NULL);
+    if (req->entity.len > prov->max_body)
+        return reject(req, prov, pi, E_TOO_LARGE, NULL, NULL);
+    if (!content_type_ok(req))
+        return reject(req, prov, pi, E_MEDIA_TYPE, NULL, NULL);
+
+    /* authentication, on the raw request, before anything is parsed */
+    struct sockaddr_storage peer;
+    socklen_t peerlen = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&peer);
+    wb_auth_req_t ar = {
+        .body = {req->entity.base != NULL ? req->entity.base : "", req->entity.len},
+        .path_token = token,
+        .peer = peerlen > 0 ? (struct sockaddr *)&peer : NULL,
+        .header = header_lookup,
+        .header_ctx = req,
+        .now = now_unix_ms() / 1000,
+    };
+    const char *code = NULL;
+    if (wb_auth_verify(prov->auth, &ar, &code, err, sizeof(err)) != WB_OK) {
+        atomic_fetch_add_explicit(&w->stats.auth_failures[pi], 1, memory_order_relaxed);
+        return reject(req, prov, pi, E_AUTH, code, err);
+    }
+
+    if (atomic_load_explicit(&w->stats.inflight, memory_order_relaxed) >= (long)w->max_inflight)
+        return reject(req, prov, pi, E_OVERLOADED, NULL, NULL);
+
+    int r = wb_json_parse(&w->json, ar.body.p, ar.body.len, cfg->max_depth, err, sizeof(err));
+    if (r == WB_ERR_TOO_LARGE)
+        return reject(req, prov, pi, E_TOO_LARGE, NULL, "body has too many JSON tokens");
+    if (r == WB_ERR_NOMEM)
+        return reject(req, prov, pi, E_OVERLOADED, NULL, "out of memory");
+    if (r != WB_OK)
+        return reject(req, prov, pi, E_INVALID_JSON, NULL, err);
+
+    r = wb_event_build(cfg, prov, &w->json, now_unix_ms(), &ev);
+    if (r != WB_OK) {
+        wb_event_free(&ev);
+        return reject(req, prov, pi, r == WB_ERR_TOO_LARGE ? E_TOO_LARGE : E_OVERLOADED, NULL,
+                      NULL);
+    }
+    wb_pending_t *pend = pending_new(w, prov, pi, &ev, &start);
+    if (pend == NULL) {
+        wb_event_free(&ev);
+        return reject(req, prov, pi, E_OVERLOADED, NULL, "out of memory");
+    }
+    rd_kafka_resp_err_t kerr;
+    if (wb_kafka_produce(w->kafka, ev.topic, ev.key, ev.key_len, ev.value.p, ev.value.len,
+                         ev.deadletter ? ev.reason : NULL, pend, &kerr) != WB_OK) {
+        free(pend);
+        wb_event_free(&ev);
+        wb_stats_count_kafka_error(&w->stats, kerr);
+        return reject(req, prov, pi, kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL ? E_OVERLOADED : E_KAFKA,
+                      NULL, rd_kafka_err2str(kerr));
+    }
+    wb_buf_steal(&ev.value, NULL); /* the producer frees it */
+
+    /* from here the report callback owns pend; the request holds a link */
+    wb_link_t *link = h2o_mem_alloc_shared(&req->pool, sizeof(*link), on_link_dispose);
+    link->pend = pend;
+    pend->link = link;
+    pend->req = req;
+    h2o_linklist_insert(&w->pending, &pend->node);
+    h2o_timeout_link(w->ctx.loop, &w->deadlines[pi], &pend->deadline);
+    atomic_fetch_add_explicit(&w->stats.inflight, 1, memory_order_relaxed);
+    return 0;
+}

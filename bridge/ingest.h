@@ -1,0 +1,16 @@
+/* ingest.h - the request pipeline of a webhook. */
+#ifndef WB_INGEST_H
+#define WB_INGEST_H
+
+#include "server.h"
+
+/* h2o handler of POST /webhooks/NAME[/TOKEN]. */
+int wb_ingest_on_req(h2o_handler_t *self, h2o_req_t *req);
+/* h2o handler of every other path: 404. */
+int wb_ingest_not_found(h2o_handler_t *self, h2o_req_t *req);
+/* The delivery report of a record produced by wb_ingest_on_req. */
+void wb_ingest_on_report(void *opaque, const wb_report_t *rep, void *ctx);
+/* Answers 503 to every request of w still waiting for its report. */
+void wb_ingest_abort_pending(wb_worker_t *w);
+
+#endif

@@ -1,0 +1,281 @@
+/* kafka.c - the producer side of the ack gate. librdkafka writes a byte to
+ * a pipe when its main queue becomes non-empty; the read end is an h2o
+ * socket of the worker's loop, whose callback calls rd_kafka_poll(): every
+ * delivery report runs on the thread that owns the request, with no lock and
+ * no extra thread. Owns: the producer, its pipe, the mock cluster.
+ * Must not: touch HTTP requests (ingest.c does, through the report callback). */
+#include "kafka.h"
+#include "log.h"
+
+#include <librdkafka/rdkafka_mock.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+struct wb_kafka {
+    rd_kafka_t *rk;
+    int pipefd[2];
+    h2o_socket_t *sock;
+    wb_kafka_report_cb cb;
+    void *cb_ctx;
+    atomic_int fatal;
+};
+
+struct wb_kafka_mock {
+    rd_kafka_t *rk;
+    rd_kafka_mock_cluster_t *mc;
+};
+
+static void on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    wb_kafka_t *k = opaque;
+    wb_report_t rep = {m->err, m->partition, m->offset};
+    k->cb(m->_private, &rep, k->cb_ctx);
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    wb_kafka_t *k = opaque;
+    wb_log_t l;
+    char fatal[256];
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        rd_kafka_resp_err_t ferr = rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+        atomic_store(&k->fatal, 1);
+        wb_log_begin(&l, WB_LOG_ERROR, "kafka fatal error: the producer stops");
+        wb_log_cstr(&l, "error", rd_kafka_err2name(ferr));
+        wb_log_cstr(&l, "reason", fatal);
+        wb_log_end(&l);
+        return;
+    }
+    wb_log_begin(&l, err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? WB_LOG_WARN : WB_LOG_INFO,
+                 "kafka state");
+    wb_log_cstr(&l, "error", rd_kafka_err2name((rd_kafka_resp_err_t)err));
+    wb_log_cstr(&l, "reason", reason);
+    wb_log_end(&l);
+}
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    wb_log_t l;
+    wb_log_begin(&l, level <= 3 ? WB_LOG_ERROR : level <= 5 ? WB_LOG_WARN : WB_LOG_DEBUG,
+                 "librdkafka");
+    wb_log_cstr(&l, "facility", fac);
+    wb_log_cstr(&l, "detail", buf);
+    wb_log_end(&l);
+}
+
+static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,
+                    size_t errsz)
+{
+    char e[256];
+    if (rd_kafka_conf_set(conf, name, value, e, sizeof(e)) != RD_KAFKA_CONF_OK)
+        return wb_errf(err, errsz, WB_ERR_CONFIG, "[librdkafka] %s: %s", name, e);
+    return WB_OK;
+}
+
+rd_kafka_conf_t *wb_kafka_conf_new(const wb_config_t *cfg, const char *bootstrap, char *err,
+                                   size_t errsz)
+{
+    char timeout[32];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    /* Every answer must leave before the provider's deadline: a record may
+     * wait at most the longest deadline; ingest.c answers 503 at each
+     * provider's own deadline even if the record is still queued. */
+    snprintf(timeout, sizeof(timeout), "%u", wb_config_max_deadline(cfg));
+    static const char *const defaults[][2] = {
+        {"linger.ms", "1"},
+        {"socket.nagle.disable", "true"},
+        {"partitioner", "murmur2_random"},
+        {"queue.buffering.max.kbytes", "32768"},
+        {"queue.buffering.max.messages", "100000"},
+        {"statistics.interval.ms", "0"},
+        {"client.id", "webhook-bridge"},
+    };
+    for (unsigned i = 0; i < WB_ARRAY_SIZE(defaults); i++)
+        if (conf_set(conf, defaults[i][0], defaults[i][1], err, errsz) != WB_OK)
+            goto fail;
+    if (conf_set(conf, "message.timeout.ms", timeout, err, errsz) != WB_OK)
+        goto fail;
+    for (unsigned i = 0; i < cfg->nrdkafka; i++)
+        if (conf_set(conf, cfg->rdkafka[i].name, cfg->rdkafka[i].value, err, errsz) != WB_OK)
+            goto fail;
+    if (conf_set(conf, "acks", "all", err, errsz) != WB_OK ||
+        conf_set(conf, "enable.idempotence", "true", err, errsz) != WB_OK ||
+        (bootstrap != NULL && conf_set(conf, "bootstrap.servers", bootstrap, err, errsz) != WB_OK))
+        goto fail;
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    return conf;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+static void on_wakeup(h2o_socket_t *sock, const char *err)
+{
+    wb_kafka_t *k = sock->data;
+    if (err != NULL)
+        return;
+    h2o_buffer_consume(&sock->input, sock->input->size);
+    rd_kafka_poll(k->rk, 0);
+}
+
+wb_kafka_t *wb_kafka_new(const wb_config_t *cfg, const char *bootstrap, h2o_loop_t *loop,
+                         wb_kafka_report_cb cb, void *cb_ctx, char *err, size_t errsz)
+{
+    char e[512];
+    wb_kafka_t *k = calloc(1, sizeof(*k));
+    rd_kafka_conf_t *conf = NULL;
+    if (k == NULL)
+        return NULL;
+    k->pipefd[0] = k->pipefd[1] = -1;
+    k->cb = cb;
+    k->cb_ctx = cb_ctx;
+    if ((conf = wb_kafka_conf_new(cfg, bootstrap, err, errsz)) == NULL)
+        goto fail;
+    rd_kafka_conf_set_opaque(conf, k);
+    rd_kafka_conf_set_dr_msg_cb(conf, on_dr);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    if ((k->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e))) == NULL) {
+        wb_errf(err, errsz, WB_ERR_CONFIG, "producer: %s", e);
+        goto fail; /* conf still ours */
+    }
+    conf = NULL;
+    if (pipe2(k->pipefd, O_NONBLOCK | O_CLOEXEC) != 0) {
+        wb_errf(err, errsz, WB_ERR_NOMEM, "pipe: %m");
+        goto fail;
+    }
+    rd_kafka_queue_t *q = rd_kafka_queue_get_main(k->rk);
+    rd_kafka_queue_io_event_enable(q, k->pipefd[1], "1", 1);
+    rd_kafka_queue_destroy(q);
+    if (loop != NULL) {
+        k->sock = h2o_evloop_socket_create(loop, k->pipefd[0], 0);
+        k->sock->data = k;
+        h2o_socket_read_start(k->sock, on_wakeup);
+    }
+    return k;
+fail:
+    if (conf != NULL)
+        rd_kafka_conf_destroy(conf);
+    wb_kafka_destroy(k);
+    return NULL;
+}
+
+int wb_kafka_produce(wb_kafka_t *k, const char *topic, const char *key, size_t key_len,
+                     char *value, size_t value_len, const char *reason, void *opaque,
+                     rd_kafka_resp_err_t *kerr)
+{
+    static const char ct[] = "application/cloudevents+json; charset=utf-8";
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(2);
+    rd_kafka_header_add(hdrs, "content-type", -1, ct, sizeof(ct) - 1);
+    if (reason != NULL)
+        rd_kafka_header_add(hdrs, "deadletter-reason", -1, reason, (ssize_t)strlen(reason));
+    if (atomic_load(&k->fatal)) {
+        rd_kafka_headers_destroy(hdrs);
+        *kerr = RD_KAFKA_RESP_ERR__FATAL;
+        return WB_ERR_KAFKA;
+    }
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        k->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
+        RD_KAFKA_V_VALUE(value, value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_headers_destroy(hdrs); /* ours unless producev succeeded */
+        *kerr = e;
+        return WB_ERR_KAFKA;
+    }
+    return WB_OK;
+}
+
+void wb_kafka_poll(wb_kafka_t *k)
+{
+    rd_kafka_poll(k->rk, 0);
+}
+
+int wb_kafka_flush(wb_kafka_t *k, int timeout_ms)
+{
+    rd_kafka_flush(k->rk, timeout_ms);
+    return rd_kafka_outq_len(k->rk);
+}
+
+int wb_kafka_reachable(wb_kafka_t *k, int timeout_ms)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    if (atomic_load(&k->fatal))
+        return 0;
+    if (rd_kafka_metadata(k->rk, 0, NULL, &md, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return 0;
+    int ok = md->broker_cnt > 0;
+    rd_kafka_metadata_destroy(md);
+    return ok;
+}
+
+int wb_kafka_queue_len(wb_kafka_t *k)
+{
+    return rd_kafka_outq_len(k->rk);
+}
+
+int wb_kafka_fatal(wb_kafka_t *k)
+{
+    return atomic_load(&k->fatal);
+}
+
+void wb_kafka_destroy(wb_kafka_t *k)
+{
+    if (k == NULL)
+        return;
+    if (k->rk != NULL) {
+        rd_kafka_queue_t *q = rd_kafka_queue_get_main(k->rk);
+        rd_kafka_queue_io_event_enable(q, -1, NULL, 0);
+        rd_kafka_queue_destroy(q);
+        rd_kafka_destroy(k->rk);
+    }
+    if (k->sock != NULL) {
+        h2o_socket_read_stop(k->sock);
+        h2o_socket_close(k->sock); /* closes pipefd[0] */
+        k->pipefd[0] = -1;
+    }
+    if (k->pipefd[0] >= 0)
+        close(k->pipefd[0]);
+    if (k->pipefd[1] >= 0)
+        close(k->pipefd[1]);
+    free(k);
+}
+
+wb_kafka_mock_t *wb_kafka_mock_start(unsigned n, char *bootstrap, size_t bootstrapsz, char *err,
+                                     size_t errsz)
+{
+    char e[256];
+    wb_kafka_mock_t *m = calloc(1, sizeof(*m));
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (m == NULL) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    if ((m->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e))) == NULL) {
+        rd_kafka_conf_destroy(conf);
+        wb_errf(err, errsz, WB_ERR_KAFKA, "mock cluster handle: %s", e);
+        free(m);
+        return NULL;
+    }
+    if ((m->mc = rd_kafka_mock_cluster_new(m->rk, (int)n)) == NULL) {
+        wb_errf(err, errsz, WB_ERR_KAFKA, "mock cluster: could not start %u brokers", n);
+        rd_kafka_destroy(m->rk);
+        free(m);
+        return NULL;
+    }
+    snprintf(bootstrap, bootstrapsz, "%s", rd_kafka_mock_cluster_bootstraps(m->mc));
+    return m;
+}
+
+void wb_kafka_mock_stop(wb_kafka_mock_t *m)
+{
+    if (m == NULL)
+        return;
+    rd_kafka_mock_cluster_destroy(m->mc);
+    rd_kafka_destroy(m->rk);
+    free(m);
+}

@@ -1,0 +1,62 @@
+/* kafka.h - one idempotent producer per event loop, its delivery reports
+ * served on that loop's thread, and the embedded mock cluster. */
+#ifndef WB_KAFKA_H
+#define WB_KAFKA_H
+
+#include "config.h"
+
+#include <librdkafka/rdkafka.h>
+
+#define H2O_USE_LIBUV 0
+#include <h2o.h>
+
+typedef struct {
+    rd_kafka_resp_err_t err; /* 0: the record is in Kafka */
+    int32_t partition;
+    int64_t offset;
+} wb_report_t;
+
+/* Called on the loop's thread, once per produced record, with the opaque
+ * given to wb_kafka_produce. */
+typedef void (*wb_kafka_report_cb)(void *opaque, const wb_report_t *rep, void *ctx);
+
+typedef struct wb_kafka wb_kafka_t;
+
+/* The producer configuration every producer of the bridge uses (and the
+ * benchmark's Kafka ceiling): defaults, then [librdkafka], then acks=all and
+ * idempotence forced. The caller owns the result. NULL with err on error. */
+rd_kafka_conf_t *wb_kafka_conf_new(const wb_config_t *cfg, const char *bootstrap, char *err,
+                                   size_t errsz);
+
+/* Creates a producer whose reports wake loop. NULL with err on error. */
+wb_kafka_t *wb_kafka_new(const wb_config_t *cfg, const char *bootstrap, h2o_loop_t *loop,
+                         wb_kafka_report_cb cb, void *cb_ctx, char *err, size_t errsz);
+
+/* Enqueues one record. On WB_OK the producer owns value (malloc'ed) and the
+ * report callback will run exactly once for opaque; on error the caller
+ * keeps value and no report will come. reason, if not NULL, becomes the
+ * "deadletter-reason" header. */
+int wb_kafka_produce(wb_kafka_t *k, const char *topic, const char *key, size_t key_len,
+                     char *value, size_t value_len, const char *reason, void *opaque,
+                     rd_kafka_resp_err_t *kerr);
+
+/* Serves what is queued (delivery reports, errors) without blocking. */
+void wb_kafka_poll(wb_kafka_t *k);
+/* Waits up to timeout_ms for every record to be reported; returns how many remain. */
+int wb_kafka_flush(wb_kafka_t *k, int timeout_ms);
+/* 1 if a broker answered a metadata request within timeout_ms. Thread-safe. */
+int wb_kafka_reachable(wb_kafka_t *k, int timeout_ms);
+/* Records waiting in the producer (queue + in flight). Thread-safe. */
+int wb_kafka_queue_len(wb_kafka_t *k);
+/* 1 once the producer hit a fatal (idempotence) error and must not be used. */
+int wb_kafka_fatal(wb_kafka_t *k);
+void wb_kafka_destroy(wb_kafka_t *k);
+
+/* The embedded cluster: an in-memory librdkafka mock with n brokers on
+ * 127.0.0.1. Nothing is durable. bootstrap receives its address list. */
+typedef struct wb_kafka_mock wb_kafka_mock_t;
+wb_kafka_mock_t *wb_kafka_mock_start(unsigned n, char *bootstrap, size_t bootstrapsz, char *err,
+                                     size_t errsz);
+void wb_kafka_mock_stop(wb_kafka_mock_t *m);
+
+#endif

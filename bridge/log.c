@@ -1,0 +1,119 @@
+/* log.c - JSON lines with a level. Owns the level; knows nothing of
+ * requests or secrets: callers never pass a secret, a signature or a body. */
+#include "log.h"
+#include "event.h"
+#include "json.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+static volatile int wb_log_level = WB_LOG_INFO;
+
+void wb_log_set_level(wb_log_level_t level)
+{
+    wb_log_level = (int)level;
+}
+
+int wb_log_enabled(wb_log_level_t level)
+{
+    return (int)level >= wb_log_level;
+}
+
+static void raw(wb_log_t *l, const char *p, size_t n)
+{
+    if (l->len + n + 2 > sizeof(l->buf)) { /* keep room for "}\n" */
+        l->truncated = 1;
+        return;
+    }
+    memcpy(l->buf + l->len, p, n);
+    l->len += n;
+}
+
+/* A JSON string through the one writer of the project, on a small scratch. */
+static void quoted(wb_log_t *l, const char *v, size_t len)
+{
+    wb_buf_t b;
+    wb_buf_init(&b, sizeof(l->buf));
+    if (wb_json_write_string(&b, v, len) == WB_OK)
+        raw(l, b.p, b.len);
+    else
+        l->truncated = 1;
+    wb_buf_free(&b);
+}
+
+void wb_log_begin(wb_log_t *l, wb_log_level_t level, const char *msg)
+{
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    struct timeval tv;
+    char ts[40];
+    l->len = 0;
+    l->truncated = 0;
+    l->on = wb_log_enabled(level);
+    if (!l->on)
+        return;
+    gettimeofday(&tv, NULL);
+    wb_event_format_ms((int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000, ts, sizeof(ts));
+    raw(l, "{\"ts\":\"", 7);
+    raw(l, ts, strlen(ts));
+    raw(l, "\",\"level\":\"", 11);
+    raw(l, names[level], strlen(names[level]));
+    raw(l, "\",\"msg\":", 8);
+    quoted(l, msg, strlen(msg));
+}
+
+void wb_log_str(wb_log_t *l, const char *key, const char *v, size_t len)
+{
+    if (!l->on)
+        return;
+    raw(l, ",", 1);
+    quoted(l, key, strlen(key));
+    raw(l, ":", 1);
+    quoted(l, v, len);
+}
+
+void wb_log_cstr(wb_log_t *l, const char *key, const char *v)
+{
+    wb_log_str(l, key, v != NULL ? v : "", v != NULL ? strlen(v) : 0);
+}
+
+void wb_log_int(wb_log_t *l, const char *key, long long v)
+{
+    char num[32];
+    if (!l->on)
+        return;
+    raw(l, ",", 1);
+    quoted(l, key, strlen(key));
+    int n = snprintf(num, sizeof(num), ":%lld", v);
+    raw(l, num, (size_t)n);
+}
+
+void wb_log_end(wb_log_t *l)
+{
+    if (!l->on)
+        return;
+    if (l->truncated && l->len + 20 <= sizeof(l->buf)) {
+        memcpy(l->buf + l->len, ",\"truncated\":true", 17);
+        l->len += 17;
+    }
+    l->buf[l->len++] = '}';
+    l->buf[l->len++] = '\n';
+    ssize_t w = write(STDOUT_FILENO, l->buf, l->len);
+    (void)w; /* nowhere to report a failed log write */
+}
+
+void wb_logf(wb_log_level_t level, const char *fmt, ...)
+{
+    char msg[1024];
+    wb_log_t l;
+    va_list ap;
+    if (!wb_log_enabled(level))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    wb_log_begin(&l, level, msg);
+    wb_log_end(&l);
+}

@@ -1,0 +1,254 @@
+/* server.c - listeners and worker threads. Each worker owns an h2o event
+ * loop, a listening socket bound to the same port (SO_REUSEPORT: the kernel
+ * spreads connections), a producer and its counters; nothing is shared on
+ * the hot path. Owns the drain: stop accepting, let in-flight requests get
+ * their true answer, 503 what is left at the bound, flush, stop.
+ * Must not: know webhooks (ingest.c) or metrics text (admin.c). */
+#include "server.h"
+#include "admin.h"
+#include "ingest.h"
+#include "log.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+struct wb_server {
+    const wb_config_t *cfg;
+    h2o_globalconf_t globalconf;
+    unsigned nworkers;
+    wb_worker_t *workers;
+    wb_admin_t *admin;
+};
+
+static atomic_int drain_requested;
+
+const rd_kafka_resp_err_t wb_kafka_errors[WB_KERR_SLOTS - 1] = {
+    RD_KAFKA_RESP_ERR__MSG_TIMED_OUT,       RD_KAFKA_RESP_ERR__QUEUE_FULL,
+    RD_KAFKA_RESP_ERR__TRANSPORT,           RD_KAFKA_RESP_ERR__FATAL,
+    RD_KAFKA_RESP_ERR__PURGE_QUEUE,         RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+    RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,   RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
+    RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+};
+
+void wb_stats_count_kafka_error(wb_stats_t *st, rd_kafka_resp_err_t err)
+{
+    unsigned slot = WB_KERR_SLOTS - 1;
+    for (unsigned i = 0; i < WB_KERR_SLOTS - 1; i++)
+        if (wb_kafka_errors[i] == err)
+            slot = i;
+    atomic_fetch_add_explicit(&st->kafka_errors[slot], 1, memory_order_relaxed);
+}
+
+void wb_server_request_drain(void)
+{
+    atomic_store(&drain_requested, 1);
+}
+
+int wb_server_draining(void)
+{
+    return atomic_load(&drain_requested);
+}
+
+unsigned wb_server_nworkers(const wb_server_t *srv)
+{
+    return srv->nworkers;
+}
+
+wb_worker_t *wb_server_worker(wb_server_t *srv, unsigned i)
+{
+    return &srv->workers[i];
+}
+
+int wb_server_listen(const char *addr, int reuseport, char *err, size_t errsz)
+{
+    char host[256];
+    const char *colon = strrchr(addr, ':');
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
+                    *res = NULL;
+    size_t hlen = (size_t)(colon - addr);
+    if (hlen >= sizeof(host))
+        return wb_errf(err, errsz, -1, "%s: host too long", addr);
+    memcpy(host, addr, hlen);
+    host[hlen] = '\0';
+    if (hlen >= 2 && host[0] == '[' && host[hlen - 1] == ']') { /* [::1]:8080 */
+        memmove(host, host + 1, hlen - 2);
+        host[hlen - 2] = '\0';
+    }
+    int gai = getaddrinfo(host[0] != '\0' ? host : NULL, colon + 1, &hints, &res);
+    if (gai != 0)
+        return wb_errf(err, errsz, -1, "%s: %s", addr, gai_strerror(gai));
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), on = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+        (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0) ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 4096) != 0) {
+        wb_errf(err, errsz, -1, "%s: %s", addr, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    wb_worker_t *w = listener->data;
+    h2o_socket_t *sock;
+    if (err != NULL)
+        return;
+    /* accept a few at once: cheaper under a connection storm */
+    for (int i = 0; i < 16 && (sock = h2o_evloop_socket_accept(listener)) != NULL; i++)
+        h2o_accept(&w->accept_ctx, sock);
+}
+
+static void stop_accepting(wb_worker_t *w)
+{
+    if (w->listener == NULL)
+        return;
+    h2o_socket_read_stop(w->listener);
+    h2o_socket_close(w->listener);
+    w->listener = NULL;
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void *worker_main(void *arg)
+{
+    wb_worker_t *w = arg;
+    h2o_evloop_t *loop = w->ctx.loop;
+    uint64_t drain_deadline = 0;
+
+    for (;;) {
+        h2o_evloop_run(loop, 50);
+        wb_kafka_poll(w->kafka); /* in case a wake-up byte was coalesced */
+        if (!w->draining && atomic_load(&drain_requested)) {
+            w->draining = 1;
+            stop_accepting(w);
+            drain_deadline = mono_ms() + w->cfg->drain_timeout_ms;
+        }
+        if (w->draining &&
+            (atomic_load(&w->stats.inflight) == 0 || mono_ms() >= drain_deadline))
+            break;
+    }
+    /* the bound is reached: whoever still waits gets a 503 now */
+    wb_ingest_abort_pending(w);
+    uint64_t until = mono_ms() + 200; /* let the last answers leave */
+    while (mono_ms() < until)
+        h2o_evloop_run(loop, 10);
+    uint64_t now = mono_ms();
+    int left_ms = drain_deadline > now + 1000 ? (int)(drain_deadline - now) : 1000;
+    int left = wb_kafka_flush(w->kafka, left_ms);
+    wb_log_t l;
+    wb_log_begin(&l, left == 0 ? WB_LOG_INFO : WB_LOG_WARN, "worker drained");
+    wb_log_int(&l, "worker", w->id);
+    wb_log_int(&l, "unflushed_records", left);
+    wb_log_end(&l);
+    return NULL;
+}
+
+static int worker_init(wb_server_t *srv, wb_worker_t *w, unsigned id, const char *bootstrap,
+                       h2o_hostconf_t **hosts, char *err, size_t errsz)
+{
+    const wb_config_t *cfg = srv->cfg;
+    w->id = id;
+    w->cfg = cfg;
+    w->max_inflight = (cfg->max_inflight + srv->nworkers - 1) / srv->nworkers;
+    h2o_linklist_init_anchor(&w->pending);
+    wb_json_init(&w->json, cfg->max_tokens);
+    h2o_context_init(&w->ctx, h2o_evloop_create(), &srv->globalconf);
+    w->accept_ctx.ctx = &w->ctx;
+    w->accept_ctx.hosts = hosts;
+    for (unsigned i = 0; i < cfg->nproviders; i++)
+        h2o_timeout_init(w->ctx.loop, &w->deadlines[i], cfg->providers[i].deadline_ms);
+    w->kafka = wb_kafka_new(cfg, bootstrap, w->ctx.loop, wb_ingest_on_report, w, err, errsz);
+    if (w->kafka == NULL)
+        return -1;
+    int fd = wb_server_listen(cfg->listen, 1, err, errsz);
+    if (fd < 0)
+        return -1;
+    w->listener = h2o_evloop_socket_create(w->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    w->listener->data = w;
+    h2o_socket_read_start(w->listener, on_accept);
+    return 0;
+}
+
+wb_server_t *wb_server_new(const wb_config_t *cfg, const char *bootstrap, char *err,
+                           size_t errsz)
+{
+    wb_server_t *srv = calloc(1, sizeof(*srv));
+    if (srv == NULL)
+        return NULL;
+    srv->cfg = cfg;
+    srv->nworkers = cfg->threads;
+    h2o_config_init(&srv->globalconf);
+    /* over this h2o itself answers 413 (plain text); up to it ingest.c
+     * answers with the JSON error of the provider's own limit */
+    srv->globalconf.max_request_entity_size = wb_config_max_body(cfg) * 2 + 4096;
+    srv->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("webhook-bridge"));
+    h2o_hostconf_t *host =
+        h2o_config_register_host(&srv->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *pc = h2o_config_register_path(host, "/webhooks/", 0);
+    h2o_create_handler(pc, sizeof(h2o_handler_t))->on_req = wb_ingest_on_req;
+    pc = h2o_config_register_path(host, "/", 0);
+    h2o_create_handler(pc, sizeof(h2o_handler_t))->on_req = wb_ingest_not_found;
+
+    if ((srv->workers = calloc(srv->nworkers, sizeof(*srv->workers))) == NULL)
+        goto fail;
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        if (worker_init(srv, &srv->workers[i], i, bootstrap, srv->globalconf.hosts, err, errsz) !=
+            0)
+            goto fail;
+    if ((srv->admin = wb_admin_new(cfg, srv, err, errsz)) == NULL)
+        goto fail;
+    return srv;
+fail:
+    wb_server_free(srv);
+    return NULL;
+}
+
+int wb_server_run(wb_server_t *srv)
+{
+    wb_admin_start(srv->admin);
+    for (unsigned i = 1; i < srv->nworkers; i++)
+        pthread_create(&srv->workers[i].tid, NULL, worker_main, &srv->workers[i]);
+    worker_main(&srv->workers[0]);
+    for (unsigned i = 1; i < srv->nworkers; i++)
+        pthread_join(srv->workers[i].tid, NULL);
+    wb_admin_stop(srv->admin);
+    return 0;
+}
+
+void wb_server_free(wb_server_t *srv)
+{
+    if (srv == NULL)
+        return;
+    wb_admin_free(srv->admin);
+    for (unsigned i = 0; srv->workers != NULL && i < srv->nworkers; i++) {
+        wb_worker_t *w = &srv->workers[i];
+        if (w->ctx.loop == NULL)
+            continue;
+        stop_accepting(w);
+        wb_kafka_destroy(w->kafka);
+        wb_json_free(&w->json);
+    }
+    /* h2o 2.2 cannot dispose a context whose connections are still open;
+     * the process exits right after, so the loops are left to the OS. */
+    free(srv->workers);
+    free(srv);
+}
