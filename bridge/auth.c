@@ -407,8 +407,7 @@ static int cidrs_contain(const cidr_t *list, size_t n, const ip_t *ip)
 
 /* Parses "a, b c" (commas or white space) into list; an empty value gives
  * an empty list. */
-static int parse_cidrs(const char *key, wb_str_t v, cidr_t *list, size_t *n, char *err,
-                       size_t errsz)
+static int parse_cidrs(wb_str_t v, cidr_t *list, size_t *n, char *err, size_t errsz)
 {
     cidr_t tmp[MAX_CIDRS];
     size_t cnt = 0, i = 0;
@@ -423,21 +422,21 @@ static int parse_cidrs(const char *key, wb_str_t v, cidr_t *list, size_t *n, cha
             break;
         wb_str_t item = {v.p + start, i - start};
         if (cnt == MAX_CIDRS)
-            return wb_errf(err, errsz, WB_ERR_CONFIG, "%s: more than %d networks", key, MAX_CIDRS);
+            return wb_errf(err, errsz, WB_ERR_CONFIG, "more than %d networks", MAX_CIDRS);
         const char *slash = memchr(item.p, '/', item.len);
         wb_str_t addr = item;
         cidr_t *c = &tmp[cnt];
         if (slash != NULL)
             addr.len = (size_t)(slash - item.p);
         if (ip_parse_plain(addr, &c->ip) != 0)
-            return wb_errf(err, errsz, WB_ERR_CONFIG, "%s: '%.*s' is not an IP address or CIDR",
-                           key, (int)item.len, item.p);
+            return wb_errf(err, errsz, WB_ERR_CONFIG, "'%.*s' is not an IP address or CIDR",
+                           (int)item.len, item.p);
         unsigned maxbits = c->ip.v6 ? 128 : 32;
         c->bits = maxbits;
         if (slash != NULL) {
             wb_str_t b = {slash + 1, item.len - addr.len - 1};
             if (!all_digits(b) || b.len > 3)
-                return wb_errf(err, errsz, WB_ERR_CONFIG, "%s: bad prefix length in '%.*s'", key,
+                return wb_errf(err, errsz, WB_ERR_CONFIG, "bad prefix length in '%.*s'",
                                (int)item.len, item.p);
             unsigned bits = 0;
             for (size_t k = 0; k < b.len; k++)
@@ -446,20 +445,20 @@ static int parse_cidrs(const char *key, wb_str_t v, cidr_t *list, size_t *n, cha
             if (c->ip.v6 == 0 && memchr(addr.p, ':', addr.len) != NULL) {
                 if (bits < 96)
                     return wb_errf(err, errsz, WB_ERR_CONFIG,
-                                   "%s: '%.*s': write IPv4-mapped networks as IPv4", key,
-                                   (int)item.len, item.p);
+                                   "'%.*s': write IPv4-mapped networks as IPv4", (int)item.len,
+                                   item.p);
                 bits -= 96;
             }
             if (bits > maxbits)
-                return wb_errf(err, errsz, WB_ERR_CONFIG, "%s: prefix length over %u in '%.*s'",
-                               key, maxbits, (int)item.len, item.p);
+                return wb_errf(err, errsz, WB_ERR_CONFIG, "prefix length over %u in '%.*s'",
+                               maxbits, (int)item.len, item.p);
             c->bits = bits;
         }
         for (unsigned bit = c->bits; bit < maxbits; bit++)
             if (c->ip.a[bit / 8] & (0x80 >> (bit % 8)))
                 return wb_errf(err, errsz, WB_ERR_CONFIG,
-                               "%s: '%.*s' has address bits set after the prefix length", key,
-                               (int)item.len, item.p);
+                               "'%.*s' has address bits set after the prefix length", (int)item.len,
+                               item.p);
         cnt++;
     }
     memcpy(list, tmp, cnt * sizeof(tmp[0]));
@@ -528,7 +527,7 @@ int wb_auth_conf_set(wb_auth_conf_t **acp, const char *key, const char *value, c
         return wb_errf(err, errsz, WB_ERR_CONFIG, "auth: missing key or value");
     if (klen >= sizeof(name) || klen < 4 || strncasecmp(key, "auth", 4) != 0 ||
         (klen > 4 && (klen == 5 || (key[4] != '.' && key[4] != '_'))))
-        return wb_errf(err, errsz, WB_ERR_CONFIG, "%.64s: not an authentication key", key);
+        return wb_errf(err, errsz, WB_ERR_CONFIG, "not an authentication key");
     /* canonical form of what follows "auth.": lower case, '_' for '.' and '-' */
     size_t nl = 0;
     for (size_t i = 5; i < klen; i++) {
@@ -560,36 +559,34 @@ int wb_auth_conf_set(wb_auth_conf_t **acp, const char *key, const char *value, c
         if (strcmp(base, "secret") == 0 || strcmp(base, "secrets") == 0 ||
             strcmp(base, "token") == 0)
             return wb_errf(err, errsz, WB_ERR_CONFIG,
-                           "%s: secrets are never written in the configuration; name an "
-                           "environment variable (auth.secret_env) or a file (auth.secret_file)",
-                           key);
+                           "secrets are never written in the configuration; name an "
+                           "environment variable (auth.secret_env) or a file (auth.secret_file)");
         pair_t *pr = &ac->pairs[idx];
         if (strcmp(base, "header") == 0) {
             if (v.len > MAX_HEADER_NAME)
-                return wb_errf(err, errsz, WB_ERR_CONFIG, "%s: header name too long", key);
+                return wb_errf(err, errsz, WB_ERR_CONFIG, "header name too long");
             for (size_t i = 0; i < v.len; i++)
                 if (!is_tchar((unsigned char)v.p[i]))
-                    return wb_errf(err, errsz, WB_ERR_CONFIG, "%s: '%.*s' is not a header name",
-                                   key, (int)v.len, v.p);
+                    return wb_errf(err, errsz, WB_ERR_CONFIG, "'%.*s' is not a header name",
+                                   (int)v.len, v.p);
             return set_string(&pr->header, v, err, errsz);
         }
         if (strcmp(base, "secret_env") == 0) {
             if (v.len > MAX_ENV_NAME)
-                return wb_errf(err, errsz, WB_ERR_CONFIG, "%s: variable name too long", key);
+                return wb_errf(err, errsz, WB_ERR_CONFIG, "variable name too long");
             for (size_t i = 0; i < v.len; i++) {
                 unsigned char c = (unsigned char)v.p[i];
                 if (!(isalpha(c) || c == '_' || (i > 0 && isdigit(c))))
                     /* the value is not echoed: it may be a misplaced secret */
                     return wb_errf(err, errsz, WB_ERR_CONFIG,
-                                   "%s: not an environment variable name (the secret itself "
-                                   "goes into that variable)",
-                                   key);
+                                   "not an environment variable name (the secret itself "
+                                   "goes into that variable)");
             }
             return set_string(&pr->secret_env, v, err, errsz);
         }
         if (strcmp(base, "secret_file") == 0) {
             if (v.len > 4096)
-                return wb_errf(err, errsz, WB_ERR_CONFIG, "%s: path too long", key);
+                return wb_errf(err, errsz, WB_ERR_CONFIG, "path too long");
             return set_string(&pr->secret_file, v, err, errsz);
         }
     }
@@ -599,36 +596,35 @@ int wb_auth_conf_set(wb_auth_conf_t **acp, const char *key, const char *value, c
         else if (str_ieq(v, "base64"))
             ac->encoding = ENC_BASE64;
         else
-            return wb_errf(err, errsz, WB_ERR_CONFIG, "%s: expected hex or base64", key);
+            return wb_errf(err, errsz, WB_ERR_CONFIG, "expected hex or base64");
         ac->encoding_set = 1;
         return WB_OK;
     }
     if (strcmp(name, "prefix") == 0) {
         if (v.len > MAX_PREFIX)
-            return wb_errf(err, errsz, WB_ERR_CONFIG, "%s: longer than %d bytes", key, MAX_PREFIX);
+            return wb_errf(err, errsz, WB_ERR_CONFIG, "longer than %d bytes", MAX_PREFIX);
         for (size_t i = 0; i < v.len; i++)
             if ((unsigned char)v.p[i] < 0x21 || (unsigned char)v.p[i] > 0x7e)
-                return wb_errf(err, errsz, WB_ERR_CONFIG, "%s: printable ASCII only", key);
+                return wb_errf(err, errsz, WB_ERR_CONFIG, "printable ASCII only");
         return set_string(&ac->prefix, v, err, errsz);
     }
     if (strcmp(name, "tolerance_s") == 0 || strcmp(name, "tolerance") == 0) {
         long t = 0;
         if (!all_digits(v) || v.len > 6 || (t = strtol(v.p, NULL, 10)) < 1 || t > MAX_TOLERANCE)
-            return wb_errf(err, errsz, WB_ERR_CONFIG, "%s: expected seconds from 1 to %d", key,
+            return wb_errf(err, errsz, WB_ERR_CONFIG, "expected seconds from 1 to %d",
                            MAX_TOLERANCE);
         ac->tolerance_s = t;
         ac->tolerance_set = 1;
         return WB_OK;
     }
     if (strcmp(name, "allow_cidrs") == 0)
-        return parse_cidrs(key, v, ac->allow, &ac->nallow, err, errsz);
+        return parse_cidrs(v, ac->allow, &ac->nallow, err, errsz);
     if (strcmp(name, "trusted_proxies") == 0)
-        return parse_cidrs(key, v, ac->proxies, &ac->nproxies, err, errsz);
+        return parse_cidrs(v, ac->proxies, &ac->nproxies, err, errsz);
     return wb_errf(err, errsz, WB_ERR_CONFIG,
-                   "%.64s: unknown key (auth, auth.header, auth.secret_env, auth.secret_file, "
+                   "unknown key (auth, auth.header, auth.secret_env, auth.secret_file, "
                    "auth.encoding, auth.prefix, auth.tolerance_s, auth.allow_cidrs, "
-                   "auth.trusted_proxies)",
-                   key);
+                   "auth.trusted_proxies)");
 }
 
 /* Adds one secret to pr, checking it for the method. what names its
@@ -788,7 +784,7 @@ static void key_name(char *out, size_t outsz, const char *base, size_t idx)
 
 /* Checks which keys the method uses; the first key set that it does not
  * use is an error, so that a typo in the method is not silently weaker. */
-static int check_keys(const wb_auth_conf_t *ac, const char *pname, char *err, size_t errsz)
+static int check_keys(const wb_auth_conf_t *ac, char *err, size_t errsz)
 {
     const char *m = method_names[ac->method];
     char k[64];
@@ -807,22 +803,18 @@ static int check_keys(const wb_auth_conf_t *ac, const char *pname, char *err, si
             bad = "secret_file";
         if (bad != NULL) {
             key_name(k, sizeof(k), bad, i);
-            return wb_errf(err, errsz, WB_ERR_CONFIG, "provider %s: %s does not apply to auth = %s",
-                           pname, k, m);
+            return wb_errf(err, errsz, WB_ERR_CONFIG, "%s does not apply to auth = %s", k, m);
         }
     }
     if (ac->encoding_set && ac->method != M_HMAC)
-        return wb_errf(err, errsz, WB_ERR_CONFIG,
-                       "provider %s: auth.encoding does not apply to auth = %s", pname, m);
+        return wb_errf(err, errsz, WB_ERR_CONFIG, "auth.encoding does not apply to auth = %s", m);
     if (ac->prefix != NULL && ac->method != M_HMAC)
-        return wb_errf(err, errsz, WB_ERR_CONFIG,
-                       "provider %s: auth.prefix does not apply to auth = %s", pname, m);
+        return wb_errf(err, errsz, WB_ERR_CONFIG, "auth.prefix does not apply to auth = %s", m);
     if (ac->tolerance_set && ac->method != M_STANDARD)
-        return wb_errf(err, errsz, WB_ERR_CONFIG,
-                       "provider %s: auth.tolerance_s does not apply to auth = %s", pname, m);
+        return wb_errf(err, errsz, WB_ERR_CONFIG, "auth.tolerance_s does not apply to auth = %s",
+                       m);
     if (ac->nproxies > 0 && ac->nallow == 0)
-        return wb_errf(err, errsz, WB_ERR_CONFIG,
-                       "provider %s: auth.trusted_proxies needs auth.allow_cidrs", pname);
+        return wb_errf(err, errsz, WB_ERR_CONFIG, "auth.trusted_proxies needs auth.allow_cidrs");
     if (!wants_secret)
         return WB_OK;
     for (size_t i = 0; i < npairs; i++) {
@@ -831,15 +823,13 @@ static int check_keys(const wb_auth_conf_t *ac, const char *pname, char *err, si
             continue;
         if (wants_header && pr->header == NULL) {
             key_name(k, sizeof(k), "header", i);
-            return wb_errf(err, errsz, WB_ERR_CONFIG, "provider %s: auth = %s needs %s", pname, m,
-                           k);
+            return wb_errf(err, errsz, WB_ERR_CONFIG, "auth = %s needs %s", m, k);
         }
         if (!pair_has_source(pr)) {
             char k2[64];
             key_name(k, sizeof(k), "secret_env", i);
             key_name(k2, sizeof(k2), "secret_file", i);
-            return wb_errf(err, errsz, WB_ERR_CONFIG, "provider %s: auth = %s needs %s or %s",
-                           pname, m, k, k2);
+            return wb_errf(err, errsz, WB_ERR_CONFIG, "auth = %s needs %s or %s", m, k, k2);
         }
     }
     return WB_OK;
@@ -857,39 +847,32 @@ int wb_auth_conf_finish(wb_auth_conf_t **acp, const char *provider, int real_bro
                         size_t errsz)
 {
     wb_auth_conf_t *ac = *acp;
-    const char *pname = provider != NULL ? provider : "?";
     char k[64];
     int r;
 
+    /* reasons name keys, not the provider: the caller adds the location */
     if (ac == NULL || ac->method == M_UNSET) {
-        if (ac != NULL) {
-            for (size_t i = 0; i < MAX_PAIRS; i++)
-                if (pair_is_set(&ac->pairs[i]))
-                    return wb_errf(err, errsz, WB_ERR_CONFIG,
-                                   "provider %s: auth.* keys are set but auth (the method) is not",
-                                   pname);
-            if (ac->encoding_set || ac->prefix != NULL || ac->tolerance_set)
-                return wb_errf(err, errsz, WB_ERR_CONFIG,
-                               "provider %s: auth.* keys are set but auth (the method) is not",
-                               pname);
-        }
+        int keys = 0;
+        for (size_t i = 0; ac != NULL && i < MAX_PAIRS; i++)
+            keys |= pair_is_set(&ac->pairs[i]);
+        if (ac != NULL && (keys || ac->encoding_set || ac->prefix != NULL || ac->tolerance_set))
+            return wb_errf(err, errsz, WB_ERR_CONFIG,
+                           "auth.* keys are set but auth (the method) is not");
         if (real_brokers) {
             char up[64];
-            env_name(up, sizeof(up), pname);
+            env_name(up, sizeof(up), provider != NULL ? provider : "NAME");
             return wb_errf(err, errsz, WB_ERR_CONFIG,
-                           "provider %s has no authentication method while real Kafka brokers "
-                           "are configured: set auth = header, hmac, standard-webhooks or path in "
-                           "[provider.%s], or accept unauthenticated requests deliberately with "
-                           "auth = none (BRIDGE_PROVIDER_%s_AUTH=none)",
-                           pname, pname, up);
+                           "no method, and real brokers are configured: choose one (header, hmac, "
+                           "standard-webhooks, path) or auth = none (BRIDGE_PROVIDER_%s_AUTH=none)",
+                           up);
         }
-        if (ac != NULL && (r = check_keys(ac, pname, err, errsz)) != WB_OK)
+        if (ac != NULL && (r = check_keys(ac, err, errsz)) != WB_OK)
             return r;
         if (ac != NULL)
             ac->finished = 1;
         return WB_OK;
     }
-    if ((r = check_keys(ac, pname, err, errsz)) != WB_OK)
+    if ((r = check_keys(ac, err, errsz)) != WB_OK)
         return r;
 
     for (size_t i = 0; i < MAX_PAIRS; i++) {
@@ -908,19 +891,13 @@ int wb_auth_conf_finish(wb_auth_conf_t **acp, const char *provider, int real_bro
     }
     if ((ac->method == M_HMAC || ac->method == M_STANDARD) && ac->mac == NULL &&
         (ac->mac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL)) == NULL) {
-        r = wb_errf(err, errsz, WB_ERR_CONFIG, "provider %s: OpenSSL has no HMAC", pname);
+        r = wb_errf(err, errsz, WB_ERR_CONFIG, "OpenSSL offers no HMAC");
         goto fail;
     }
     ac->finished = 1;
     return WB_OK;
 
 fail:
-    /* prefix the reason with the provider, keeping it if it is cut */
-    if (err != NULL && errsz > 0) {
-        char tmp[512];
-        snprintf(tmp, sizeof(tmp), "%s", err);
-        snprintf(err, errsz, "provider %s: %s", pname, tmp);
-    }
     for (size_t i = 0; i < MAX_PAIRS; i++)
         pair_clear_secrets(&ac->pairs[i]);
     return r;

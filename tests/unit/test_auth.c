@@ -931,6 +931,9 @@ static void test_config_errors(void **state)
         if (strstr(err, c->needle) == NULL)
             fail_msg("case %zu: reason '%s' lacks '%s'", i, err, c->needle);
         assert_no_secret(err);
+        /* config.c writes the reason and its location into 200 bytes */
+        if (strlen(err) > 160)
+            fail_msg("case %zu: reason too long for config.c: '%s'", i, err);
         wb_auth_conf_free(ac);
     }
 }
@@ -942,8 +945,8 @@ static void test_real_brokers_need_method(void **state)
     char err[512];
 
     assert_int_equal(wb_auth_conf_finish(&ac, "piriod", 1, err, sizeof(err)), WB_ERR_CONFIG);
-    assert_non_null(strstr(err, "piriod"));
     assert_non_null(strstr(err, "auth = none"));
+    assert_true(strlen(err) <= 160); /* config.c adds the location to a 200-byte buffer */
     assert_non_null(strstr(err, "BRIDGE_PROVIDER_PIRIOD_AUTH=none"));
 
     assert_int_equal(wb_auth_conf_finish(&ac, "piriod", 0, err, sizeof(err)), WB_OK);
