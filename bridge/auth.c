@@ -44,6 +44,14 @@
  *       the right: the first hop that is not a trusted proxy is the source.
  *       X-Forwarded-For from any other peer is ignored.
  *
+ * A key the chosen method does not use, or auth.* keys without auth, stop
+ * start-up, so that a mistyped method is never silently weaker.
+ *
+ * Refusals (401 from ingest.c): auth_missing (credential absent or empty),
+ * auth_invalid (present but wrong, malformed, repeated or over a cap),
+ * auth_timestamp (webhook-timestamp outside the tolerance),
+ * auth_forbidden_network (source outside auth.allow_cidrs).
+ *
  * HMAC-SHA256 is computed over the raw body (hmac) or over
  * "{webhook-id}.{webhook-timestamp}.{body}" (standard-webhooks), keyed by
  * the secret's bytes (hmac) or its base64-decoded part (standard-webhooks).

@@ -29,6 +29,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -982,6 +983,50 @@ static void test_unfinished_is_refused(void **state)
     wb_auth_conf_free(ac);
 }
 
+/* ---- several threads at once, as ingest.c calls it ---- */
+
+static void *verify_many(void *arg)
+{
+    const wb_auth_conf_t *const *acs = arg;
+    for (int i = 0; i < 200; i++) {
+        fake_t f;
+        char err[256];
+        const char *code;
+        fake_init(&f, HMAC_BODY);
+        fake_add(&f, "X-Signature", i % 2 ? HMAC_K1_HEX : HMAC_K2_HEX);
+        if (wb_auth_verify(acs[0], &f.req, &code, err, sizeof(err)) !=
+            (i % 2 ? WB_OK : WB_ERR_AUTH))
+            return "hmac";
+        fake_init(&f, SW_BODY);
+        fake_add(&f, "webhook-id", SW_ID);
+        fake_add(&f, "webhook-timestamp", SW_TS);
+        fake_add(&f, "webhook-signature", i % 2 ? SW_K1_SIG : SW_K2_SIG);
+        if (wb_auth_verify(acs[1], &f.req, &code, err, sizeof(err)) !=
+            (i % 2 ? WB_OK : WB_ERR_AUTH))
+            return "standard-webhooks";
+    }
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    (void)state;
+    wb_auth_conf_t *acs[2];
+    pthread_t t[4];
+    BUILD(acs[0], "auth", "hmac", "auth.header", "X-Signature", "auth.secret_env", "T_HMAC1");
+    BUILD(acs[1], "auth", "standard-webhooks", "auth.secret_env", "T_SW1");
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, verify_many, acs), 0);
+    for (size_t i = 0; i < 4; i++) {
+        void *r;
+        assert_int_equal(pthread_join(t[i], &r), 0);
+        if (r != NULL)
+            fail_msg("a thread saw a wrong answer for %s", (const char *)r);
+    }
+    wb_auth_conf_free(acs[0]);
+    wb_auth_conf_free(acs[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1003,6 +1048,7 @@ int main(void)
         cmocka_unit_test(test_real_brokers_need_method),
         cmocka_unit_test(test_key_spellings_ok),
         cmocka_unit_test(test_unfinished_is_refused),
+        cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }
