@@ -224,7 +224,7 @@ wb_admin_t *wb_admin_new(const wb_config_t *cfg, struct wb_server *srv, char *er
     a->accept_ctx.hosts = a->globalconf.hosts;
     int fd = wb_server_listen(cfg->admin_listen, 0, err, errsz);
     if (fd < 0) {
-        free(a);
+        wb_admin_free(a);
         return NULL;
     }
     a->listener = h2o_evloop_socket_create(a->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
@@ -238,6 +238,9 @@ static void *admin_main(void *arg)
     wb_admin_t *a = arg;
     while (!atomic_load(&a->stop))
         h2o_evloop_run(a->ctx.loop, 100);
+    h2o_context_request_shutdown(&a->ctx);
+    for (int i = 0; i < 200 && wb_server_connections_open(&a->ctx) > 0; i++)
+        h2o_evloop_run(a->ctx.loop, 10);
     return NULL;
 }
 
@@ -280,5 +283,15 @@ void wb_admin_free(wb_admin_t *a)
     if (a == NULL)
         return;
     wb_admin_stop(a);
+    if (a->listener != NULL) {
+        h2o_socket_read_stop(a->listener);
+        h2o_socket_close(a->listener);
+    }
+    if (a->ctx.loop != NULL) {
+        h2o_evloop_t *loop = a->ctx.loop;
+        h2o_context_dispose(&a->ctx);
+        h2o_evloop_destroy(loop);
+    }
+    h2o_config_dispose(&a->globalconf);
     free(a);
 }

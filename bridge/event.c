@@ -237,8 +237,13 @@ static int extract(const wb_config_t *cfg, const wb_provider_t *prov, const wb_j
                 return -1;
             }
         } else if (wb_event_time(&v, prov->time_format, time, timesz) != WB_OK) {
-            snprintf(reason, rsz, "time at %s is not a valid date-time", prov->time_ptr);
-            return -1;
+            /* unreadable: a dead letter only where the time is required;
+             * elsewhere the receive time stands in (the original stays in data) */
+            if (prov->required & WB_REQ_TIME) {
+                snprintf(reason, rsz, "time at %s is not a valid date-time", prov->time_ptr);
+                return -1;
+            }
+            snprintf(time, timesz, "%s", received);
         }
     }
     return 0;
@@ -304,8 +309,15 @@ int wb_event_build(const wb_config_t *cfg, const wb_provider_t *prov, const wb_j
     if (ev->deadletter &&
         (r = put_attr(b, "deadletterreason", ev->reason, strlen(ev->reason))) != WB_OK)
         return r;
-    if ((r = wb_buf_append(b, ",\"data\":", 8)) != WB_OK ||
-        (r = wb_buf_append(b, js->doc, js->len)) != WB_OK || (r = wb_buf_appendc(b, '}')) != WB_OK)
+    if ((r = wb_buf_append(b, ",\"data\":", 8)) != WB_OK)
+        return r;
+    /* CloudEvents' JSON schema allows an object or a string as data: a body
+     * that is not an object (only ever a dead letter) goes in as its text */
+    if (wb_json_root(js).kind == WB_JSON_OBJECT)
+        r = wb_buf_append(b, js->doc, js->len);
+    else
+        r = wb_json_write_string(b, js->doc, js->len);
+    if (r != WB_OK || (r = wb_buf_appendc(b, '}')) != WB_OK)
         return r;
     return WB_OK;
 }

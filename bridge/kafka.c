@@ -255,6 +255,8 @@ wb_kafka_mock_t *wb_kafka_mock_start(unsigned n, char *bootstrap, size_t bootstr
         return NULL;
     }
     rd_kafka_conf_set_log_cb(conf, on_log);
+    /* this handle only hosts the cluster: its "no bootstrap.servers" warning is noise */
+    rd_kafka_conf_set(conf, "log_level", "3", NULL, 0);
     if ((m->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e))) == NULL) {
         rd_kafka_conf_destroy(conf);
         wb_errf(err, errsz, WB_ERR_KAFKA, "mock cluster handle: %s", e);

@@ -128,6 +128,19 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* Connections still open, counting h2o's pending GOAWAY resend (linked for
+ * one second by h2o_context_request_shutdown) so that the context can be
+ * disposed once this is 0. */
+int wb_server_connections_open(h2o_context_t *ctx)
+{
+    int n = h2o_timeout_is_linked(&ctx->http2._graceful_shutdown_timeout);
+    for (h2o_linklist_t *l = ctx->http1._conns.next; l != &ctx->http1._conns; l = l->next)
+        n++;
+    for (h2o_linklist_t *l = ctx->http2._conns.next; l != &ctx->http2._conns; l = l->next)
+        n++;
+    return n;
+}
+
 static void *worker_main(void *arg)
 {
     wb_worker_t *w = arg;
@@ -140,6 +153,8 @@ static void *worker_main(void *arg)
         if (!w->draining && atomic_load(&drain_requested)) {
             w->draining = 1;
             stop_accepting(w);
+            /* idle keep-alive connections close now, busy ones after their answer */
+            h2o_context_request_shutdown(&w->ctx);
             drain_deadline = mono_ms() + w->cfg->drain_timeout_ms;
         }
         if (w->draining &&
@@ -148,8 +163,9 @@ static void *worker_main(void *arg)
     }
     /* the bound is reached: whoever still waits gets a 503 now */
     wb_ingest_abort_pending(w);
-    uint64_t until = mono_ms() + 200; /* let the last answers leave */
-    while (mono_ms() < until)
+    /* let the last answers leave and the connections close */
+    uint64_t until = mono_ms() + 2000;
+    while (mono_ms() < until && wb_server_connections_open(&w->ctx) > 0)
         h2o_evloop_run(loop, 10);
     uint64_t now = mono_ms();
     int left_ms = drain_deadline > now + 1000 ? (int)(drain_deadline - now) : 1000;
@@ -158,6 +174,7 @@ static void *worker_main(void *arg)
     wb_log_begin(&l, left == 0 ? WB_LOG_INFO : WB_LOG_WARN, "worker drained");
     wb_log_int(&l, "worker", w->id);
     wb_log_int(&l, "unflushed_records", left);
+    wb_log_int(&l, "open_connections", wb_server_connections_open(&w->ctx));
     wb_log_end(&l);
     return NULL;
 }
@@ -246,9 +263,13 @@ void wb_server_free(wb_server_t *srv)
         stop_accepting(w);
         wb_kafka_destroy(w->kafka);
         wb_json_free(&w->json);
+        for (unsigned p = 0; p < srv->cfg->nproviders; p++)
+            h2o_timeout_dispose(w->ctx.loop, &w->deadlines[p]);
+        h2o_evloop_t *loop = w->ctx.loop;
+        h2o_context_dispose(&w->ctx);
+        h2o_evloop_destroy(loop);
     }
-    /* h2o 2.2 cannot dispose a context whose connections are still open;
-     * the process exits right after, so the loops are left to the OS. */
+    h2o_config_dispose(&srv->globalconf);
     free(srv->workers);
     free(srv);
 }

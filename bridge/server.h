@@ -68,6 +68,9 @@ wb_worker_t *wb_server_worker(wb_server_t *srv, unsigned i);
 
 void wb_stats_count_kafka_error(wb_stats_t *st, rd_kafka_resp_err_t err);
 
+/* Connections (and h2o shutdown timers) still alive on ctx. */
+int wb_server_connections_open(h2o_context_t *ctx);
+
 /* Opens a listening TCP socket (SO_REUSEPORT when reuseport). -1 with err. */
 int wb_server_listen(const char *addr, int reuseport, char *err, size_t errsz);
 
