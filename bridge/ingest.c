@@ -402,10 +402,13 @@ int wb_ingest_on_req(h2o_handler_t *self, h2o_req_t *req)
         .now = now_unix_ms() / 1000,
     };
     const char *code = NULL;
-    if (wb_auth_verify(prov->auth, &ar, &code, err, sizeof(err)) != WB_OK) {
+    int ar_r = wb_auth_verify(prov->auth, &ar, &code, err, sizeof(err));
+    if (ar_r == WB_ERR_AUTH) {
         atomic_fetch_add_explicit(&w->stats.auth_failures[pi], 1, memory_order_relaxed);
         return reject(req, prov, pi, E_AUTH, code, err);
     }
+    if (ar_r != WB_OK) /* could not verify (e.g. OpenSSL failed): the provider retries */
+        return reject(req, prov, pi, E_OVERLOADED, code, err);
 
     if (atomic_load_explicit(&w->stats.inflight, memory_order_relaxed) >= (long)w->max_inflight)
         return reject(req, prov, pi, E_OVERLOADED, NULL, NULL);

@@ -200,6 +200,13 @@ int wb_kafka_flush(wb_kafka_t *k, int timeout_ms)
     return rd_kafka_outq_len(k->rk);
 }
 
+int wb_kafka_purge(wb_kafka_t *k)
+{
+    rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_flush(k->rk, 1000); /* serves the purge reports */
+    return rd_kafka_outq_len(k->rk);
+}
+
 int wb_kafka_reachable(wb_kafka_t *k, int timeout_ms)
 {
     const struct rd_kafka_metadata *md = NULL;

@@ -44,6 +44,10 @@ int wb_kafka_produce(wb_kafka_t *k, const char *topic, const char *key, size_t k
 void wb_kafka_poll(wb_kafka_t *k);
 /* Waits up to timeout_ms for every record to be reported; returns how many remain. */
 int wb_kafka_flush(wb_kafka_t *k, int timeout_ms);
+/* Drops every record not yet acknowledged, each with its report
+ * (_PURGE_QUEUE, _PURGE_INFLIGHT) served here; returns how many remain.
+ * Only for a stop: none of them was answered with a 2xx. */
+int wb_kafka_purge(wb_kafka_t *k);
 /* 1 if a broker answered a metadata request within timeout_ms. Thread-safe. */
 int wb_kafka_reachable(wb_kafka_t *k, int timeout_ms);
 /* Records waiting in the producer (queue + in flight). Thread-safe. */

@@ -170,6 +170,8 @@ static void *worker_main(void *arg)
     uint64_t now = mono_ms();
     int left_ms = drain_deadline > now + 1000 ? (int)(drain_deadline - now) : 1000;
     int left = wb_kafka_flush(w->kafka, left_ms);
+    if (left > 0) /* no answer waits for these any more: their requests got a 503 */
+        wb_kafka_purge(w->kafka);
     wb_log_t l;
     wb_log_begin(&l, left == 0 ? WB_LOG_INFO : WB_LOG_WARN, "worker drained");
     wb_log_int(&l, "worker", w->id);

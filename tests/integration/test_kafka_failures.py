@@ -1,0 +1,139 @@
+"""Kafka down, slow, refusing records, and clients that leave before the
+delivery report. The invariant: no 2xx without a Kafka offset, every answer
+before the provider's deadline, and no touch of freed memory (ASan)."""
+import json
+import socket
+import subprocess
+import time
+
+import pytest
+
+import harness
+
+PIRIOD = {"event": "payment.created", "object_id": "pay_1"}
+
+
+def produced(kafka):
+    return harness.total_records(kafka.bootstrap, harness.all_topics(kafka.bootstrap))
+
+
+def timed_post(bridge, provider, body, **kw):
+    t = time.monotonic()
+    r = bridge.post(provider, body, **kw)
+    return r, time.monotonic() - t
+
+
+def test_brokers_down_503_before_deadline_then_200_without_restart():
+    with harness.Standin() as kafka, harness.Bridge(
+            kafka.bootstrap, env={"BRIDGE_PROVIDER_BONIFIQ_DEADLINE_MS": "3000"}) as bridge:
+        bridge.wait_ready()
+        assert bridge.post("piriod", PIRIOD).status_code == 200
+        kafka.cmd("down all")
+        bridge.wait_ready(503)
+        # Piriod gives up at 6 s: the default deadline answers first
+        r, took = timed_post(bridge, "piriod", PIRIOD)
+        assert r.status_code == 503, r.text
+        assert r.headers["Retry-After"].isdigit()
+        assert r.json()["error"] == "kafka_timeout"
+        assert 4.5 <= took < 6.0, took
+        body = {"Uuid": "6f1c1a52-8a43-4b8e-9d55-2f7c2f1e7a10", "Timestamp": "2024-03-01T13:16:11",
+                "Topic": 0, "TopicName": "Point_Add", "Payload": {}}
+        r, took = timed_post(bridge, "bonifiq", body)
+        assert r.status_code == 503 and took < 3.5, (r.status_code, took)
+        kafka.cmd("up all")
+        bridge.wait_ready(200, timeout=30)
+        deadline = time.time() + 30
+        while True:
+            r = bridge.post("piriod", PIRIOD)
+            if r.status_code == 200 or time.time() > deadline:
+                break
+        assert r.status_code == 200, r.text
+        rec = r.json()
+        m = harness.read_at(kafka.bootstrap, rec["topic"], rec["partition"], rec["offset"])
+        assert json.loads(m.value())["id"] == rec["id"]
+
+
+def test_kafka_unreachable_from_the_start_never_answers_200():
+    with harness.Standin() as kafka:
+        kafka.cmd("down all")
+        with harness.Bridge(kafka.bootstrap,
+                            env={"BRIDGE_PROVIDER_PIRIOD_DEADLINE_MS": "1500"}) as bridge:
+            statuses = harness.Parallel(lambda i: bridge.post("piriod", PIRIOD).status_code,
+                                        range(20), n=10).results
+            assert statuses == [503] * 20
+
+
+def test_slow_kafka_answers_within_the_deadline():
+    with harness.Standin() as kafka, harness.Bridge(
+            kafka.bootstrap, env={"BRIDGE_PROVIDER_SHOPERTI_DEADLINE_MS": "2000"}) as bridge:
+        bridge.wait_ready()
+        assert bridge.post("piriod", PIRIOD).status_code == 200  # topic metadata warm
+        kafka.cmd("rtt all 800")
+        r, took = timed_post(bridge, "piriod", PIRIOD)
+        assert r.status_code == 200, r.text
+        assert took >= 0.8, took
+        kafka.cmd("rtt all 3000")
+        body = {"id": "evt_slow", "topic": "orders/created", "data": {"id": "o1"}}
+        results = harness.Parallel(lambda i: timed_post(bridge, "shoperti", body), range(10),
+                                   n=10).results
+        for r, took in results:
+            assert r.status_code == 503, r.text
+            assert r.json()["error"] == "kafka_timeout"
+            assert took < 2.6, took
+        kafka.cmd("rtt all 0")
+
+
+def test_retriable_produce_error_is_retried_and_permanent_one_is_503():
+    with harness.Standin() as kafka, harness.Bridge(kafka.bootstrap) as bridge:
+        bridge.wait_ready()
+        assert bridge.post("piriod", PIRIOD).status_code == 200
+        kafka.cmd("err 2 19")  # NOT_ENOUGH_REPLICAS: retried inside librdkafka
+        r = bridge.post("piriod", PIRIOD)
+        assert r.status_code == 200, r.text
+        kafka.cmd("err 1 10")  # MESSAGE_TOO_LARGE: permanent
+        r = bridge.post("piriod", PIRIOD)
+        assert r.status_code == 503, r.text
+        assert r.json()["error"] == "kafka_unavailable"
+        assert r.headers["Retry-After"]
+        r = bridge.post("piriod", PIRIOD)  # the producer goes on
+        assert r.status_code == 200, r.text
+        metrics = bridge.metrics()
+        assert metrics['webhook_bridge_kafka_errors_total{error="MSG_SIZE_TOO_LARGE"}'] == 1
+
+
+def raw_request(port, body):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"POST /webhooks/piriod HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    return s
+
+
+def test_clients_gone_before_the_report_leave_no_dangling_request(tmp_path):
+    """h2o frees the request's pool when the client goes; the report that
+    comes later must not touch it (the bridge runs under ASan here)."""
+    with harness.Standin() as kafka, harness.Bridge(kafka.bootstrap) as bridge:
+        bridge.wait_ready()
+        assert bridge.post("piriod", PIRIOD).status_code == 200
+        before = produced(kafka)
+        kafka.cmd("rtt all 1500")
+        body = json.dumps(PIRIOD).encode()
+        socks = [raw_request(bridge.port, body) for _ in range(20)]
+        time.sleep(0.3)
+        for s in socks:  # HTTP/1.1: the connection closes under the request
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            s.close()
+        f = tmp_path / "b.json"
+        f.write_bytes(body)
+        # HTTP/2: nghttp gives up on its streams after 0.3 s (RST_STREAM / close)
+        for _ in range(5):
+            subprocess.run(["nghttp", "-t", "0.3", "-m", "4", "-d", str(f),
+                            f"{bridge.base}/webhooks/piriod"], capture_output=True, timeout=30)
+        time.sleep(3.5)  # every report has come back by now
+        kafka.cmd("rtt all 0")
+        r = bridge.post("piriod", PIRIOD)
+        assert r.status_code == 200, r.text
+        # the orphaned records are in Kafka all the same (the provider will retry:
+        # consumers deduplicate on the CloudEvents id)
+        assert produced(kafka) >= before + 20 + 1
+        assert bridge.metrics()["webhook_bridge_inflight_requests"] == 0
+        bridge.check_sanitizers()
