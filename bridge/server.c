@@ -153,8 +153,12 @@ static void *worker_main(void *arg)
         if (!w->draining && atomic_load(&drain_requested)) {
             w->draining = 1;
             stop_accepting(w);
-            /* idle keep-alive connections close now, busy ones after their answer */
+            /* HTTP/2 connections get a GOAWAY; idle HTTP/1 keep-alive ones
+             * expire at once (h2o 2.2 has no call for it: the timeout list
+             * computes each expiry from its current value); requests waiting
+             * for their report are not on that list */
             h2o_context_request_shutdown(&w->ctx);
+            w->ctx.http1.req_timeout.timeout = 0;
             drain_deadline = mono_ms() + w->cfg->drain_timeout_ms;
         }
         if (w->draining &&
@@ -264,9 +268,13 @@ void wb_server_free(wb_server_t *srv)
             continue;
         stop_accepting(w);
         wb_kafka_destroy(w->kafka);
+        w->kafka = NULL;
         wb_json_free(&w->json);
         for (unsigned p = 0; p < srv->cfg->nproviders; p++)
             h2o_timeout_dispose(w->ctx.loop, &w->deadlines[p]);
+        /* a context with open connections cannot be disposed (h2o asserts) */
+        if (wb_server_connections_open(&w->ctx) > 0)
+            continue;
         h2o_evloop_t *loop = w->ctx.loop;
         h2o_context_dispose(&w->ctx);
         h2o_evloop_destroy(loop);
