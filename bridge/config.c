@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <ini.h>
+#include <librdkafka/rdkafka.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,6 +172,21 @@ static int set_provider_key(wb_provider_t *prov, const char *key, const char *va
     return wb_provider_set(prov, key, value, err, errsz);
 }
 
+/* librdkafka knows its own property names and values: ask it, so that a
+ * typo is reported with its location instead of at producer creation. */
+static int rdkafka_check(const char *name, const char *value, char *err, size_t errsz)
+{
+    char e[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_res_t r = rd_kafka_conf_set(conf, name, value, e, sizeof(e));
+    rd_kafka_conf_destroy(conf);
+    if (r != RD_KAFKA_CONF_OK) {
+        e[strcspn(e, "\n")] = '\0';
+        return wb_errf(err, errsz, WB_ERR_CONFIG, "%s: %s", name, e);
+    }
+    return WB_OK;
+}
+
 static int set_kv(wb_kv_t *arr, unsigned *n, unsigned max, const char *name, const char *value)
 {
     for (unsigned i = 0; i < *n; i++)
@@ -200,6 +216,8 @@ static int set_any(wb_config_t *cfg, const char *section, const char *key, const
         if (strcmp(settings[i].section, section) == 0 && strcmp(settings[i].key, key) == 0)
             return apply_setting(cfg, &settings[i], value, err, errsz);
     if (strcmp(section, "librdkafka") == 0) {
+        if (rdkafka_check(key, value, err, errsz) != WB_OK)
+            return WB_ERR_CONFIG;
         if (set_kv(cfg->rdkafka, &cfg->nrdkafka, WB_MAX_RDKAFKA, key, value) != WB_OK)
             return wb_errf(err, errsz, WB_ERR_CONFIG, "too many properties");
         return WB_OK;
@@ -316,8 +334,8 @@ static void apply_env(wb_config_t *cfg, char *const *env, wb_config_errors_t *er
             for (const char *p = name + 15; *p != '\0' && j < sizeof(prop) - 1; p++, j++)
                 prop[j] = *p == '_' ? '.' : (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
             prop[j] = '\0';
-            r = set_kv(cfg->rdkafka, &cfg->nrdkafka, WB_MAX_RDKAFKA, prop, value);
-            if (r != WB_OK)
+            if ((r = rdkafka_check(prop, value, err, sizeof(err))) == WB_OK &&
+                (r = set_kv(cfg->rdkafka, &cfg->nrdkafka, WB_MAX_RDKAFKA, prop, value)) != WB_OK)
                 wb_errf(err, sizeof(err), WB_ERR_CONFIG, "too many properties");
         } else if (r == WB_ERR_NOTFOUND && strncmp(name, "BRIDGE_PROVIDER_", 16) == 0) {
             r = env_provider(cfg, name + 16, value, err, sizeof(err));
