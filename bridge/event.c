@@ -15,9 +15,17 @@ void wb_event_format_ms(int64_t t, char *out, size_t outsz)
 {
     time_t s = (time_t)(t / 1000);
     struct tm tm;
+    char tmp[96]; /* room for any int values, so the compiler sees no truncation */
     gmtime_r(&s, &tm);
-    snprintf(out, outsz, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(t % 1000));
+    snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(t % 1000));
+    size_t n = strlen(tmp);
+    if (outsz == 0)
+        return;
+    if (n >= outsz)
+        n = outsz - 1;
+    memcpy(out, tmp, n);
+    out[n] = '\0';
 }
 
 static int digits(const char *p, size_t n)

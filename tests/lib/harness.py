@@ -25,6 +25,10 @@ SOURCE_DIR = os.environ.get(
 
 # Sanitizer reports end a test: a bridge that touched freed memory fails it
 # even if every answer looked right.
+RELEASE_DIR = os.environ.get("WB_RELEASE_DIR", "")
+# The Release binary (no sanitizers), for valgrind and memory figures.
+RELEASE_BRIDGE = os.path.join(RELEASE_DIR, "webhook-bridge") if RELEASE_DIR else ""
+
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
@@ -72,7 +76,7 @@ class Bridge:
     """The real binary on free ports, with the given environment and config."""
 
     def __init__(self, bootstrap=None, env=None, config=None, threads=1, wait_ready=True,
-                 extra_args=()):
+                 extra_args=(), binary=None, wrapper=(), start_timeout=20):
         self.port = free_port()
         self.admin_port = free_port()
         self.tmp = tempfile.TemporaryDirectory(prefix="wb-test-")
@@ -95,7 +99,7 @@ class Bridge:
         if env:
             e.update(env)
         e = {k: v for k, v in e.items() if v is not None}
-        args = [BRIDGE]
+        args = [*wrapper, binary or BRIDGE]
         if config is not None:
             path = os.path.join(self.tmp.name, "bridge.ini")
             with open(path, "w") as f:
@@ -111,7 +115,7 @@ class Bridge:
         self.admin = f"http://127.0.0.1:{self.admin_port}"
         self.session = requests.Session()
         if wait_ready:
-            self.wait_healthy()
+            self.wait_healthy(start_timeout)
 
     def wait_healthy(self, timeout=20):
         deadline = time.time() + timeout
@@ -148,6 +152,13 @@ class Bridge:
             body = body.encode()
         url = self.base + (path if path is not None else f"/webhooks/{provider}")
         return self.session.post(url, data=body, headers=h, timeout=timeout, **kw)
+
+    def rss_kib(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
 
     def metrics(self):
         """Parses /metrics into {'name{labels}': value}."""
