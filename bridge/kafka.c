@@ -14,9 +14,13 @@
 #include <string.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <pthread.h>
 
 struct wb_kafka {
-    rd_kafka_t *rk;
+    rd_kafka_t *rk; /* replaced after a fatal error, under lock */
+    pthread_mutex_t lock; /* for the admin thread's reads of rk */
+    const wb_config_t *cfg;
+    char *bootstrap;
     int pipefd[2];
     h2o_socket_t *sock;
     wb_kafka_report_cb cb;
@@ -44,7 +48,7 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         rd_kafka_resp_err_t ferr = rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
         atomic_store(&k->fatal, 1);
-        wb_log_begin(&l, WB_LOG_ERROR, "kafka fatal error: the producer stops");
+        wb_log_begin(&l, WB_LOG_ERROR, "kafka fatal error: the producer is replaced");
         wb_log_cstr(&l, "error", rd_kafka_err2name(ferr));
         wb_log_cstr(&l, "reason", fatal);
         wb_log_end(&l);
@@ -122,34 +126,59 @@ static void on_wakeup(h2o_socket_t *sock, const char *err)
     rd_kafka_poll(k->rk, 0);
 }
 
+/* A producer whose main queue wakes k's pipe. NULL with err on failure. */
+static rd_kafka_t *producer_new(wb_kafka_t *k, char *err, size_t errsz)
+{
+    char e[512];
+    rd_kafka_conf_t *conf = wb_kafka_conf_new(k->cfg, k->bootstrap, err, errsz);
+    rd_kafka_t *rk;
+    if (conf == NULL)
+        return NULL;
+    rd_kafka_conf_set_opaque(conf, k);
+    rd_kafka_conf_set_dr_msg_cb(conf, on_dr);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    if ((rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e))) == NULL) {
+        rd_kafka_conf_destroy(conf); /* still ours on failure */
+        wb_errf(err, errsz, WB_ERR_CONFIG, "producer: %s", e);
+        return NULL;
+    }
+    rd_kafka_queue_t *q = rd_kafka_queue_get_main(rk);
+    rd_kafka_queue_io_event_enable(q, k->pipefd[1], "1", 1);
+    rd_kafka_queue_destroy(q);
+    return rk;
+}
+
+/* Stops a producer: every record it still holds is reported (as purged). */
+static void producer_destroy(rd_kafka_t *rk)
+{
+    rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    for (int i = 0; i < 20 && rd_kafka_outq_len(rk) > 0; i++)
+        rd_kafka_poll(rk, 50);
+    rd_kafka_queue_t *q = rd_kafka_queue_get_main(rk);
+    rd_kafka_queue_io_event_enable(q, -1, NULL, 0);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_destroy(rk);
+}
+
 wb_kafka_t *wb_kafka_new(const wb_config_t *cfg, const char *bootstrap, h2o_loop_t *loop,
                          wb_kafka_report_cb cb, void *cb_ctx, char *err, size_t errsz)
 {
-    char e[512];
     wb_kafka_t *k = calloc(1, sizeof(*k));
-    rd_kafka_conf_t *conf = NULL;
     if (k == NULL)
         return NULL;
     k->pipefd[0] = k->pipefd[1] = -1;
     k->cb = cb;
     k->cb_ctx = cb_ctx;
-    if ((conf = wb_kafka_conf_new(cfg, bootstrap, err, errsz)) == NULL)
+    k->cfg = cfg;
+    pthread_mutex_init(&k->lock, NULL);
+    if (bootstrap != NULL && (k->bootstrap = strdup(bootstrap)) == NULL)
         goto fail;
-    rd_kafka_conf_set_opaque(conf, k);
-    rd_kafka_conf_set_dr_msg_cb(conf, on_dr);
-    rd_kafka_conf_set_error_cb(conf, on_error);
-    if ((k->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e))) == NULL) {
-        wb_errf(err, errsz, WB_ERR_CONFIG, "producer: %s", e);
-        goto fail; /* conf still ours */
-    }
-    conf = NULL;
     if (pipe2(k->pipefd, O_NONBLOCK | O_CLOEXEC) != 0) {
         wb_errf(err, errsz, WB_ERR_NOMEM, "pipe: %m");
         goto fail;
     }
-    rd_kafka_queue_t *q = rd_kafka_queue_get_main(k->rk);
-    rd_kafka_queue_io_event_enable(q, k->pipefd[1], "1", 1);
-    rd_kafka_queue_destroy(q);
+    if ((k->rk = producer_new(k, err, errsz)) == NULL)
+        goto fail;
     if (loop != NULL) {
         k->sock = h2o_evloop_socket_create(loop, k->pipefd[0], 0);
         k->sock->data = k;
@@ -157,10 +186,28 @@ wb_kafka_t *wb_kafka_new(const wb_config_t *cfg, const char *bootstrap, h2o_loop
     }
     return k;
 fail:
-    if (conf != NULL)
-        rd_kafka_conf_destroy(conf);
     wb_kafka_destroy(k);
     return NULL;
+}
+
+int wb_kafka_recover(wb_kafka_t *k, char *err, size_t errsz)
+{
+    if (!atomic_load(&k->fatal))
+        return WB_OK;
+    /* A fatal (idempotence) error: this producer can write nothing more.
+     * Its records are reported as failed (their requests get a 503, the
+     * providers retry) and a new producer, with a new producer id, takes over. */
+    rd_kafka_t *rk = producer_new(k, err, errsz);
+    if (rk == NULL)
+        return WB_ERR_KAFKA;
+    pthread_mutex_lock(&k->lock);
+    rd_kafka_t *old = k->rk;
+    k->rk = rk;
+    pthread_mutex_unlock(&k->lock);
+    producer_destroy(old);
+    atomic_store(&k->fatal, 0);
+    wb_logf(WB_LOG_WARN, "kafka producer replaced after a fatal error");
+    return WB_OK;
 }
 
 int wb_kafka_produce(wb_kafka_t *k, const char *topic, const char *key, size_t key_len,
@@ -210,18 +257,24 @@ int wb_kafka_purge(wb_kafka_t *k)
 int wb_kafka_reachable(wb_kafka_t *k, int timeout_ms)
 {
     const struct rd_kafka_metadata *md = NULL;
+    int ok = 0;
     if (atomic_load(&k->fatal))
         return 0;
-    if (rd_kafka_metadata(k->rk, 0, NULL, &md, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        return 0;
-    int ok = md->broker_cnt > 0;
-    rd_kafka_metadata_destroy(md);
+    pthread_mutex_lock(&k->lock);
+    if (rd_kafka_metadata(k->rk, 0, NULL, &md, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        ok = md->broker_cnt > 0;
+        rd_kafka_metadata_destroy(md);
+    }
+    pthread_mutex_unlock(&k->lock);
     return ok;
 }
 
 int wb_kafka_queue_len(wb_kafka_t *k)
 {
-    return rd_kafka_outq_len(k->rk);
+    pthread_mutex_lock(&k->lock);
+    int n = rd_kafka_outq_len(k->rk);
+    pthread_mutex_unlock(&k->lock);
+    return n;
 }
 
 int wb_kafka_fatal(wb_kafka_t *k)
@@ -248,6 +301,8 @@ void wb_kafka_destroy(wb_kafka_t *k)
         close(k->pipefd[0]);
     if (k->pipefd[1] >= 0)
         close(k->pipefd[1]);
+    pthread_mutex_destroy(&k->lock);
+    free(k->bootstrap);
     free(k);
 }
 

@@ -54,6 +54,10 @@ int wb_kafka_reachable(wb_kafka_t *k, int timeout_ms);
 int wb_kafka_queue_len(wb_kafka_t *k);
 /* 1 once the producer hit a fatal (idempotence) error and must not be used. */
 int wb_kafka_fatal(wb_kafka_t *k);
+/* After a fatal error, replaces the producer: the old one's records are
+ * reported as failed. Call on the loop's thread, outside any callback.
+ * WB_OK when there was nothing to do or it worked. */
+int wb_kafka_recover(wb_kafka_t *k, char *err, size_t errsz);
 void wb_kafka_destroy(wb_kafka_t *k);
 
 /* The embedded cluster: an in-memory librdkafka mock with n brokers on

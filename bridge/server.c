@@ -150,6 +150,11 @@ static void *worker_main(void *arg)
     for (;;) {
         h2o_evloop_run(loop, 50);
         wb_kafka_poll(w->kafka); /* in case a wake-up byte was coalesced */
+        if (wb_kafka_fatal(w->kafka)) {
+            char err[256];
+            if (wb_kafka_recover(w->kafka, err, sizeof(err)) != WB_OK)
+                wb_logf(WB_LOG_ERROR, "cannot replace the producer: %s", err);
+        }
         if (!w->draining && atomic_load(&drain_requested)) {
             w->draining = 1;
             stop_accepting(w);

@@ -137,3 +137,27 @@ def test_clients_gone_before_the_report_leave_no_dangling_request(tmp_path):
         assert produced(kafka) >= before + 20 + 1
         assert bridge.metrics()["webhook_bridge_inflight_requests"] == 0
         bridge.check_sanitizers()
+
+
+def test_fatal_idempotence_error_replaces_the_producer():
+    """OUT_OF_ORDER_SEQUENCE_NUMBER is fatal to an idempotent producer: the
+    request gets a 503, the producer is replaced, the next ones get 200."""
+    with harness.Standin() as kafka, harness.Bridge(kafka.bootstrap) as bridge:
+        bridge.wait_ready()
+        assert bridge.post("piriod", PIRIOD).status_code == 200
+        kafka.cmd("err 1 45")
+        r = bridge.post("piriod", PIRIOD)
+        assert r.status_code == 503, r.text
+        statuses = []
+        for _ in range(20):
+            statuses.append(bridge.post("piriod", PIRIOD).status_code)
+            if statuses[-1] == 200:
+                break
+            time.sleep(0.2)
+        assert statuses[-1] == 200, statuses
+        r = bridge.post("piriod", PIRIOD).json()
+        m = harness.read_at(kafka.bootstrap, r["topic"], r["partition"], r["offset"])
+        assert json.loads(m.value())["id"] == r["id"]
+        msgs = [l["msg"] for l in bridge.stdout_lines()]
+        assert "kafka producer replaced after a fatal error" in msgs
+        bridge.wait_ready(200)
