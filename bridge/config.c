@@ -36,7 +36,7 @@ static const struct setting {
     S("server", "max_json_tokens", "BRIDGE_MAX_JSON_TOKENS", T_UINT, max_tokens, 16, 10000000),
     S("kafka", "brokers", "BRIDGE_KAFKA_BROKERS", T_STR, brokers, 0, 0),
     S("kafka", "mock_brokers", "BRIDGE_KAFKA_MOCK_BROKERS", T_UINT, mock_brokers, 1, 9),
-    S("kafka", "topic_prefix", "BRIDGE_KAFKA_TOPIC_PREFIX", T_TOPIC, topic_prefix, 0, 0),
+    S("kafka", "topic_prefix", "BRIDGE_KAFKA_TOPIC_PREFIX", T_TOPIC, topic_prefix, 1, 0),
     S("kafka", "deadletter_topic", "BRIDGE_KAFKA_DEADLETTER_TOPIC", T_TOPIC, deadletter_topic,
       0, 0),
 #undef S
@@ -114,7 +114,9 @@ static int apply_setting(wb_config_t *cfg, const struct setting *s, const char *
             return wb_errf(err, errsz, WB_ERR_CONFIG,
                            "'%s' is not an address host:port with port 1-65535", value);
         break;
-    case T_TOPIC:
+    case T_TOPIC: /* min = 1: must not be empty */
+        if (*value == '\0' && s->min > 0)
+            return wb_errf(err, errsz, WB_ERR_CONFIG, "must not be empty");
         if (*value != '\0' && !topic_valid(value))
             return wb_errf(err, errsz, WB_ERR_CONFIG,
                            "'%s' is not a Kafka topic name ([a-zA-Z0-9._-], at most 249)", value);
@@ -182,35 +184,42 @@ static int rdkafka_check(const char *name, const char *value, char *err, size_t 
     rd_kafka_conf_destroy(conf);
     if (r != RD_KAFKA_CONF_OK) {
         e[strcspn(e, "\n")] = '\0';
-        return wb_errf(err, errsz, WB_ERR_CONFIG, "%s: %s", name, e);
+        return wb_errf(err, errsz, WB_ERR_CONFIG, "%s", e);
     }
     return WB_OK;
 }
 
-static int set_kv(wb_kv_t *arr, unsigned *n, unsigned max, const char *name, const char *value)
+static int set_kv(wb_kv_t *arr, unsigned *n, unsigned max, const char *name, const char *value,
+                  const char *origin)
 {
+    wb_kv_t *kv = NULL;
     for (unsigned i = 0; i < *n; i++)
-        if (strcmp(arr[i].name, name) == 0) {
-            char *v = strdup(value);
-            if (v == NULL)
-                return WB_ERR_NOMEM;
-            free(arr[i].value);
-            arr[i].value = v;
-            return WB_OK;
-        }
-    if (*n == max)
-        return WB_ERR_TOO_LARGE;
-    if ((arr[*n].name = strdup(name)) == NULL || (arr[*n].value = strdup(value)) == NULL) {
-        free(arr[*n].name);
+        if (strcmp(arr[i].name, name) == 0)
+            kv = &arr[i];
+    if (kv == NULL) {
+        if (*n == max)
+            return WB_ERR_TOO_LARGE;
+        kv = &arr[*n];
+        if ((kv->name = strdup(name)) == NULL)
+            return WB_ERR_NOMEM;
+        (*n)++;
+    }
+    char *v = strdup(value), *o = strdup(origin);
+    if (v == NULL || o == NULL) {
+        free(v);
+        free(o);
         return WB_ERR_NOMEM;
     }
-    (*n)++;
+    free(kv->value);
+    free(kv->origin);
+    kv->value = v;
+    kv->origin = o;
     return WB_OK;
 }
 
 /* One key = value of any section; the location is the caller's. */
 static int set_any(wb_config_t *cfg, const char *section, const char *key, const char *value,
-                   char *err, size_t errsz)
+                   const char *where, char *err, size_t errsz)
 {
     for (unsigned i = 0; i < WB_ARRAY_SIZE(settings); i++)
         if (strcmp(settings[i].section, section) == 0 && strcmp(settings[i].key, key) == 0)
@@ -218,7 +227,7 @@ static int set_any(wb_config_t *cfg, const char *section, const char *key, const
     if (strcmp(section, "librdkafka") == 0) {
         if (rdkafka_check(key, value, err, errsz) != WB_OK)
             return WB_ERR_CONFIG;
-        if (set_kv(cfg->rdkafka, &cfg->nrdkafka, WB_MAX_RDKAFKA, key, value) != WB_OK)
+        if (set_kv(cfg->rdkafka, &cfg->nrdkafka, WB_MAX_RDKAFKA, key, value, where) != WB_OK)
             return wb_errf(err, errsz, WB_ERR_CONFIG, "too many properties");
         return WB_OK;
     }
@@ -247,12 +256,21 @@ static int set_any(wb_config_t *cfg, const char *section, const char *key, const
     return wb_errf(err, errsz, WB_ERR_CONFIG, "unknown section");
 }
 
+/* Messages of auth.c start with their key; the location already names it. */
+static const char *skip_key(const char *err, const char *key)
+{
+    size_t n = strlen(key);
+    return strncmp(err, key, n) == 0 && err[n] == ':' && err[n + 1] == ' ' ? err + n + 2 : err;
+}
+
 /* inih calls the reader once per line, so counting calls gives the line of
  * the key the handler sees next. */
 struct ini_ctx {
     FILE *f;
     const char *path;
     unsigned line;
+    int after_key;     /* the previous line was a key: an indented line continues it */
+    unsigned nsyntax;  /* lines reported here as not INI */
     wb_config_t *cfg;
     wb_config_errors_t *errs;
 };
@@ -273,6 +291,29 @@ static char *cfg_ini_reader(char *str, int num, void *stream)
             str[0] = '#'; /* the rest of the line is dropped; make inih skip it */
             str[1] = '\0';
         }
+        /* inih reports only its first bad line: judge each one here, as it does */
+        const char *p = str;
+        while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+            p++;
+        int bad = 0;
+        if (*p == '\0' || *p == '#' || *p == ';') {
+            /* blank or comment: a continuation may still follow */
+        } else if (p > str && ctx->after_key) {
+            /* continuation of the previous value (inih's multi-line values) */
+        } else if (*p == '[') {
+            bad = strchr(p, ']') == NULL;
+            ctx->after_key = 0;
+        } else {
+            bad = strpbrk(p, "=:") == NULL;
+            ctx->after_key = !bad;
+        }
+        if (bad) {
+            add_error(ctx->errs, "%s:%u: not 'key = value', '[section]' or a comment",
+                      ctx->path, ctx->line);
+            ctx->nsyntax++;
+            str[0] = '#';
+            str[1] = '\0';
+        }
     }
     return r;
 }
@@ -280,11 +321,12 @@ static char *cfg_ini_reader(char *str, int num, void *stream)
 static int cfg_ini_handler(void *user, const char *section, const char *name, const char *value)
 {
     struct ini_ctx *ctx = user;
-    char err[200];
+    char err[200], where[512];
     if (name == NULL) /* section header alone (INI_CALL_HANDLER_ON_NEW_SECTION) */
         return 1;
-    if (set_any(ctx->cfg, section, name, value, err, sizeof(err)) != WB_OK)
-        add_error(ctx->errs, "%s:%u: [%s] %s: %s", ctx->path, ctx->line, section, name, err);
+    snprintf(where, sizeof(where), "%s:%u: [%s] %s", ctx->path, ctx->line, section, name);
+    if (set_any(ctx->cfg, section, name, value, where, err, sizeof(err)) != WB_OK)
+        add_error(ctx->errs, "%s: %s", where, skip_key(err, name));
     return 1;
 }
 
@@ -334,9 +376,18 @@ static void apply_env(wb_config_t *cfg, char *const *env, wb_config_errors_t *er
             for (const char *p = name + 15; *p != '\0' && j < sizeof(prop) - 1; p++, j++)
                 prop[j] = *p == '_' ? '.' : (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
             prop[j] = '\0';
-            if ((r = rdkafka_check(prop, value, err, sizeof(err))) == WB_OK &&
-                (r = set_kv(cfg->rdkafka, &cfg->nrdkafka, WB_MAX_RDKAFKA, prop, value)) != WB_OK)
+            char where[160];
+            snprintf(where, sizeof(where), "environment %s", name);
+            if ((r = rdkafka_check(prop, value, err, sizeof(err))) != WB_OK) {
+                char e[sizeof(err) + sizeof(prop) + 4];
+                snprintf(e, sizeof(e), "%s: %s", prop, err);
+                size_t elen = strnlen(e, sizeof(err) - 1);
+                memcpy(err, e, elen);
+                err[elen] = '\0';
+            } else if ((r = set_kv(cfg->rdkafka, &cfg->nrdkafka, WB_MAX_RDKAFKA, prop, value,
+                                   where)) != WB_OK) {
                 wb_errf(err, sizeof(err), WB_ERR_CONFIG, "too many properties");
+            }
         } else if (r == WB_ERR_NOTFOUND && strncmp(name, "BRIDGE_PROVIDER_", 16) == 0) {
             r = env_provider(cfg, name + 16, value, err, sizeof(err));
         }
@@ -382,7 +433,7 @@ int wb_config_load(wb_config_t *cfg, const char *path, char *const *env, wb_conf
         } else {
             int r = ini_parse_stream(cfg_ini_reader, &ctx, cfg_ini_handler, &ctx);
             fclose(ctx.f);
-            if (r > 0)
+            if (r > 0 && ctx.nsyntax == 0) /* a case the reader did not see */
                 add_error(errs, "%s:%d: not 'key = value', '[section]' or a comment", path, r);
         }
     }
@@ -398,10 +449,10 @@ int wb_config_load(wb_config_t *cfg, const char *path, char *const *env, wb_conf
         const wb_kv_t *kv = &cfg->rdkafka[i];
         if ((strcmp(kv->name, "acks") == 0 || strcmp(kv->name, "request.required.acks") == 0) &&
             strcmp(kv->value, "all") != 0 && strcmp(kv->value, "-1") != 0)
-            add_error(errs, "[librdkafka] %s: must be all (a 200 means every in-sync replica "
-                            "has the record)", kv->name);
+            add_error(errs, "%s: must be all (a 200 means every in-sync replica has the record)",
+                      kv->origin);
         if (strcmp(kv->name, "enable.idempotence") == 0 && strcmp(kv->value, "true") != 0)
-            add_error(errs, "[librdkafka] enable.idempotence: must be true");
+            add_error(errs, "%s: must be true", kv->origin);
     }
     int real_brokers = cfg->brokers != NULL;
     for (unsigned i = 0; i < cfg->nproviders; i++) {
@@ -424,6 +475,7 @@ void wb_config_free(wb_config_t *cfg)
     for (unsigned i = 0; i < cfg->nrdkafka; i++) {
         free(cfg->rdkafka[i].name);
         free(cfg->rdkafka[i].value);
+        free(cfg->rdkafka[i].origin);
     }
     for (unsigned i = 0; i < cfg->nroutes; i++) {
         free(cfg->routes[i].glob);

@@ -55,6 +55,7 @@ typedef struct {
 typedef struct {
     char *name;
     char *value;
+    char *origin; /* where it was set, for error messages */
 } wb_kv_t;
 
 typedef enum { WB_LOG_DEBUG = 0, WB_LOG_INFO, WB_LOG_WARN, WB_LOG_ERROR } wb_log_level_t;

@@ -98,7 +98,7 @@ static int parse_unix(const wb_json_val_t *v, int64_t scale, char *out, size_t o
     buf[v->raw.len] = '\0';
     double d = strtod(buf, NULL);
     /* years 1970..9999 */
-    if (!(d >= 0) || d / (double)scale > 253402300799.0)
+    if (!(d >= 0) || d / (double)scale >= 253402300800.0)
         return WB_ERR_SHAPE;
     wb_event_format_ms((int64_t)(d * (1000.0 / (double)scale)), out, outsz);
     return WB_OK;
@@ -187,7 +187,17 @@ static int extract(const wb_config_t *cfg, const wb_provider_t *prov, const wb_j
         snprintf(reason, rsz, "body is not a JSON object");
         return -1;
     }
-    /* the event type: the first pointer that holds a string */
+    /* the id first, so that a dead letter keeps the provider's delivery id
+     * (consumers deduplicate on it); its own problems are judged after the type */
+    char id_reason[sizeof(ev->reason)] = "";
+    int id_r = 0;
+    if (prov->id_ptr != NULL) {
+        id_r = get_field(js, prov->id_ptr, "id", ev->id, sizeof(ev->id), &ev->id_len, id_reason,
+                         sizeof(id_reason));
+        if (id_r < 0)
+            ev->id_len = 0;
+    }
+    /* the event type: the first pointer that is present decides */
     const char *tptr = prov->type_ptrs[0];
     for (unsigned i = 0; i < prov->ntype_ptrs && r == 0; i++) {
         tptr = prov->type_ptrs[i];
@@ -217,14 +227,13 @@ static int extract(const wb_config_t *cfg, const wb_provider_t *prov, const wb_j
         snprintf(reason, rsz, "event type at %s is too long for a topic name", tptr);
         return -1;
     }
-    if (prov->id_ptr != NULL) {
-        r = get_field(js, prov->id_ptr, "id", ev->id, sizeof(ev->id), &ev->id_len, reason, rsz);
-        if (r < 0)
-            return -1;
-        if (r == 0 && (prov->required & WB_REQ_ID)) {
-            snprintf(reason, rsz, "id missing (%s)", prov->id_ptr);
-            return -1;
-        }
+    if (id_r < 0) {
+        snprintf(reason, rsz, "%s", id_reason);
+        return -1;
+    }
+    if (id_r == 0 && prov->id_ptr != NULL && (prov->required & WB_REQ_ID)) {
+        snprintf(reason, rsz, "id missing (%s)", prov->id_ptr);
+        return -1;
     }
     if (prov->subject_ptr != NULL) {
         r = get_field(js, prov->subject_ptr, "subject", ev->subject, sizeof(ev->subject),
@@ -296,9 +305,12 @@ int wb_event_build(const wb_config_t *cfg, const wb_provider_t *prov, const wb_j
         ev->key_len = ev->id_len;
     }
 
+    /* data: the body as is, or (not an object) as a JSON string, where each
+     * '"', '\\' and whitespace control byte of valid JSON text takes two bytes */
+    size_t data_max = wb_json_root(js).kind == WB_JSON_OBJECT ? js->len : 2 * js->len + 2;
     wb_buf_t *b = &ev->value;
-    wb_buf_init(b, js->len + 8192 + 4 * (WB_ID_MAX + WB_SUBJECT_MAX + WB_EVENT_NAME_MAX));
-    if ((r = wb_buf_reserve(b, js->len + 512 + 2 * (ev->id_len + ev->subject_len + event_len) +
+    wb_buf_init(b, data_max + 8192 + 4 * (WB_ID_MAX + WB_SUBJECT_MAX + WB_EVENT_NAME_MAX));
+    if ((r = wb_buf_reserve(b, data_max + 512 + 2 * (ev->id_len + ev->subject_len + event_len) +
                                    strlen(prov->source))) != WB_OK)
         return r;
     if ((r = wb_buf_append(b, "{\"specversion\":\"1.0\"", 20)) != WB_OK ||

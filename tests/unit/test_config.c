@@ -16,13 +16,8 @@
 #include "config.h"
 #include "provider.h"
 
-/* Known bugs stay here as tests, skipped unless built with
- * -DWB_TEST_KNOWN_BUGS; each is described above its test (BUG:). */
-#ifdef WB_TEST_KNOWN_BUGS
-#define KNOWN_BUG() ((void)0)
-#else
-#define KNOWN_BUG() skip()
-#endif
+/* Tests marked "Regression" failed on bugs found by these tests; they stay
+ * so that the bugs do not come back. */
 
 /* What every test works on; freed by teardown whatever happened. */
 typedef struct {
@@ -602,7 +597,7 @@ static void test_file_errors_more(void **state)
                   "subject, time",
                   "%s:8: [provider.acme] type: 'kind' is not a JSON Pointer (RFC 6901, e.g. "
                   "/data/id)",
-                  "%s:9: [provider.acme] auth: auth: unknown method 'magic' (none, header, hmac, "
+                  "%s:9: [provider.acme] auth: unknown method 'magic' (none, header, hmac, "
                   "standard-webhooks, path)");
 
     /* a librdkafka property that librdkafka does not know, or a bad value;
@@ -747,18 +742,17 @@ static void test_ack_gate(void **state)
     assert_string_equal(rdkafka(f, "acks"), "all");
 }
 
-/* BUG: the acks / enable.idempotence errors do not say where the value came
+/* Regression (was a bug, fixed): the acks / enable.idempotence errors do not say where the value came
  * from ("[librdkafka] acks: must be all"), unlike every other error: the
  * check runs after loading, when the file line or variable is forgotten.
  * An operator with BRIDGE_RDKAFKA_ACKS=1 in a Deployment looks for it in
  * the file. Fix: keep the origin with each wb_kv_t (e.g. a char origin[]
  * "path:LINE" or "environment NAME", filled in set_any / apply_env) and
  * print it in the final check: "path:4: [librdkafka] acks: must be all ...",
- * "environment BRIDGE_RDKAFKA_ACKS: must be all ...". Enable once fixed. */
+ * "environment BRIDGE_RDKAFKA_ACKS: must be all ...". */
 static void test_ack_gate_location(void **state)
 {
     fx_t *f = *state;
-    KNOWN_BUG();
     EXPECT_ERRORS(f, "[librdkafka]\nlinger.ms = 1\nacks = 1\n", NULL,
                   "%s:3: [librdkafka] acks: must be all (a 200 means every in-sync replica has "
                   "the record)");
@@ -809,7 +803,7 @@ static void test_long_line(void **state)
     assert_null(f->cfg.brokers);
 }
 
-/* BUG: only the first line that is not 'key = value', '[section]' or a
+/* Regression (was a bug, fixed): only the first line that is not 'key = value', '[section]' or a
  * comment is reported: inih returns the first error line, and config.c
  * adds one message for it, so a file with three broken lines needs three
  * runs of --check-config (CONTRACT: "print every error with its
@@ -817,12 +811,10 @@ static void test_long_line(void **state)
  * "[...]", contains '=' or ':', or a continuation) and add_error() for the
  * others there, ignoring inih's return value for them; or build inih with
  * INI_STOP_ON_FIRST_ERROR=0 and count errors in the handler via
- * INI_HANDLER_LINENO (not possible with Debian's shared libinih). Enable
- * once fixed. */
+ * INI_HANDLER_LINENO (not possible with Debian's shared libinih). */
 static void test_every_syntax_error(void **state)
 {
     fx_t *f = *state;
-    KNOWN_BUG();
     EXPECT_ERRORS(f, "[server]\njust words\nthreads = 2\nmore words\n[broken\n", NULL,
                   "%s:2: not 'key = value', '[section]' or a comment",
                   "%s:4: not 'key = value', '[section]' or a comment",
@@ -856,17 +848,16 @@ static void test_brokers_need_auth(void **state)
     assert_true(wb_auth_is_none(prov(f, "piriod")->auth));
 }
 
-/* BUG: an empty topic_prefix passes validation (T_TOPIC lets '' through,
+/* Regression (was a bug, fixed): an empty topic_prefix passes validation (T_TOPIC lets '' through,
  * meant for deadletter_topic) and apply_setting stores it as NULL; with a
  * dead-letter topic set the load succeeds, and wb_route_topic then formats
  * "%s.%s" with a NULL prefix ("(null).piriod.x" with glibc, undefined
  * behaviour in C). Fix: refuse an empty topic_prefix in apply_setting
  * ("must not be empty"), or treat it as "no prefix" and make wb_route_topic
- * write the type alone. Either makes this test pass. Enable once fixed. */
+ * write the type alone. Either makes this test pass. */
 static void test_empty_topic_prefix(void **state)
 {
     fx_t *f = *state;
-    KNOWN_BUG();
     char *env[] = {"BRIDGE_KAFKA_TOPIC_PREFIX=", "BRIDGE_KAFKA_DEADLETTER_TOPIC=dlq", NULL};
     if (load(f, NULL, env) != WB_OK) {
         assert_int_equal(f->errs.n, 1);
@@ -922,11 +913,11 @@ int main(void)
         FX(test_several_errors),
         FX(test_too_many_errors),
         FX(test_ack_gate),
-        FX(test_ack_gate_location), /* BUG, skipped */
+        FX(test_ack_gate_location), /* regression */
         FX(test_long_line),
-        FX(test_every_syntax_error), /* BUG, skipped */
+        FX(test_every_syntax_error), /* regression */
         FX(test_brokers_need_auth),
-        FX(test_empty_topic_prefix), /* BUG, skipped */
+        FX(test_empty_topic_prefix), /* regression */
         FX(test_limits),
     };
     /* clang-format on */

@@ -16,13 +16,8 @@
 #include "event.h"
 #include "provider.h"
 
-/* Known bugs stay here as tests, skipped unless built with
- * -DWB_TEST_KNOWN_BUGS; each is described above its test (BUG:). */
-#ifdef WB_TEST_KNOWN_BUGS
-#define KNOWN_BUG() ((void)0)
-#else
-#define KNOWN_BUG() skip()
-#endif
+/* Tests marked "Regression" failed on bugs found by these tests; they stay
+ * so that the bugs do not come back. */
 
 #define DEPTH 64
 #define MAXTOK 100000
@@ -289,15 +284,14 @@ static void test_time_invalid(void **state)
                      WB_ERR_SHAPE);
 }
 
-/* BUG: the year-9999 bound is checked as seconds > 253402300799, so the
+/* Regression (was a bug, fixed): the year-9999 bound is checked as seconds > 253402300799, so the
  * last second of 9999 is refused as soon as it has a fraction
  * (253402300799.5 s, 253402300799999 ms), though it is a valid time and the
  * output has room for it. Fix in parse_unix: refuse
- * d / (double)scale >= 253402300800.0 instead. Minor; enable once fixed. */
+ * d / (double)scale >= 253402300800.0 instead. */
 static void test_time_unix_last_second(void **state)
 {
     (void)state;
-    KNOWN_BUG();
     expect_time("253402300799.5", WB_TIME_UNIX, "9999-12-31T23:59:59.500Z");
     expect_time("253402300799999", WB_TIME_UNIX_MS, "9999-12-31T23:59:59.999Z");
 }
@@ -707,7 +701,7 @@ static void test_dead_type(void **state)
     expect_attr("/providerevent", "\xc3\xa9");
 }
 
-/* BUG: a dead letter keeps the provider's id only when the problem comes
+/* Regression (was a bug, fixed): a dead letter keeps the provider's id only when the problem comes
  * after the id was read (time, subject): extract() reads the type first and
  * returns at once, so a Shoperti event without a usable type gets a new
  * random UUID on every retry of the same delivery, and consumers of the
@@ -716,11 +710,10 @@ static void test_dead_type(void **state)
  * delivery id where it has one"). Fix: in wb_event_build, when extract()
  * failed with ev->id_len == 0, the root is an object and prov->id_ptr is
  * set, read the id with get_field() (ignoring its errors), or read the id
- * before the type in extract(). Enable once fixed. */
+ * before the type in extract(). */
 static void test_dead_keeps_provider_id(void **state)
 {
     fx_t *f = *state;
-    KNOWN_BUG();
     wb_event_t *ev = build(f, "shoperti", "{\"id\":\"evt_1\",\"data\":{\"id\":\"o\"}}");
     expect_dead(ev, "shoperti", "event type missing (/topic and its fallbacks)");
     assert_string_equal(ev->id, "evt_1");
@@ -920,7 +913,7 @@ static void test_build_large_object(void **state)
     free(body);
 }
 
-/* BUG: a valid JSON body that is not an object is dead-lettered with its
+/* Regression (was a bug, fixed): a valid JSON body that is not an object is dead-lettered with its
  * text as a JSON string, which escapes every '"' and '\\' (and the
  * whitespace \t \n \r) into two bytes; but the record's cap is
  * js->len + 8192 + 4 * (WB_ID_MAX + WB_SUBJECT_MAX + WB_EVENT_NAME_MAX), about
@@ -930,14 +923,13 @@ static void test_build_large_object(void **state)
  * not an object, allow 2 * js->len for data (the worst case of
  * wb_json_write_string on valid UTF-8 JSON text without raw control bytes),
  * e.g. size_t data_max = root is object ? js->len : 2 * js->len + 2;
- * wb_buf_init(b, data_max + 8192 + ...). Enable once fixed. */
+ * wb_buf_init(b, data_max + 8192 + ...). */
 static void test_dead_large_not_object(void **state)
 {
     fx_t *f = *state;
     enum { n = 20 * 1024 };
     static char body[n + 16];
     size_t len = 0;
-    KNOWN_BUG();
     body[len++] = '[';
     while (len < n) {
         memcpy(body + len, "\"\\\"\\\\\",", 7); /* "\"\\", */
@@ -1018,7 +1010,7 @@ int main(void)
         cmocka_unit_test(test_time_naive_utc),
         cmocka_unit_test(test_time_unix),
         cmocka_unit_test(test_time_invalid),
-        cmocka_unit_test(test_time_unix_last_second), /* BUG, skipped */
+        cmocka_unit_test(test_time_unix_last_second), /* regression */
         cmocka_unit_test(test_format_ms),
         FX(test_build_piriod),
         FX(test_build_shoperti),
@@ -1028,13 +1020,13 @@ int main(void)
         FX(test_build_routes_and_prefix),
         FX(test_dead_not_object),
         FX(test_dead_type),
-        FX(test_dead_keeps_provider_id), /* BUG, skipped */
+        FX(test_dead_keeps_provider_id), /* regression */
         FX(test_dead_type_too_long),
         FX(test_dead_required),
         FX(test_dead_time),
         FX(test_build_escapes_unicode),
         FX(test_build_large_object),
-        FX(test_dead_large_not_object), /* BUG, skipped */
+        FX(test_dead_large_not_object), /* regression */
         FX(test_build_new_provider),
         FX(test_value_ownership),
     };
