@@ -9,7 +9,7 @@ build=(build-essential cmake pkg-config librdkafka-dev libh2o-evloop-dev libjsmn
        libssl-dev libinih-dev)
 test=(libcmocka-dev python3 python3-pytest python3-requests python3-jsonschema
       python3-confluent-kafka kcat nghttp2-client wrk clang libclang-rt-14-dev valgrind
-      curl procps)
+      curl procps python3-h2)
 
 want=("${build[@]}")
 if [ "${1:-}" = "--test" ]; then
