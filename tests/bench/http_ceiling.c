@@ -1,0 +1,152 @@
+/* http_ceiling.c - the benchmark's HTTP ceiling: libh2o (evloop) alone,
+ * with the bridge's threading (one event loop per thread, each with its own
+ * listener on the same port via SO_REUSEPORT). It reads each request whole,
+ * as the bridge does, and answers 200 with a receipt-sized JSON body and the
+ * bridge's headers, at once and without Kafka: what the bridge could do if
+ * everything after HTTP cost nothing.
+ * Must not: parse bodies, or do anything the bridge's HTTP side does not.
+ * Usage: bench-http-ceiling HOST:PORT [THREADS]   (runs until killed) */
+#define H2O_USE_LIBUV 0
+#include <h2o.h>
+
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MAX_THREADS 64
+
+/* The size and shape of a real receipt. */
+static const char receipt[] =
+    "{\"id\":\"4834c95e-84f7-485e-90de-09353df57fd3\",\"type\":\"bonifiq.point.add\","
+    "\"topic\":\"webhooks.bonifiq.point.add\",\"partition\":2,\"offset\":1234567}";
+
+typedef struct {
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_socket_t *listener;
+    pthread_t tid;
+} ceiling_thread_t;
+
+static h2o_globalconf_t globalconf;
+
+static int on_webhook(h2o_handler_t *self, h2o_req_t *req)
+{
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("application/json"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                   H2O_STRLIT("no-store"));
+    req->res.content_length = sizeof(receipt) - 1;
+    h2o_send_inline(req, receipt, sizeof(receipt) - 1);
+    return 0;
+}
+
+static int on_other(h2o_handler_t *self, h2o_req_t *req)
+{
+    static const char body[] = "{\"error\":\"not_found\"}";
+    req->res.status = 404;
+    req->res.reason = "Not Found";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("application/json"));
+    h2o_send_inline(req, body, sizeof(body) - 1);
+    return 0;
+}
+
+static int listen_on(const char *addr)
+{
+    char host[256];
+    const char *colon = strrchr(addr, ':');
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
+                    *res = NULL;
+    if (colon == NULL || (size_t)(colon - addr) >= sizeof(host))
+        return -1;
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = '\0';
+    if (getaddrinfo(host[0] != '\0' ? host : NULL, colon + 1, &hints, &res) != 0)
+        return -1;
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), on = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 4096) != 0) {
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    ceiling_thread_t *t = listener->data;
+    h2o_socket_t *sock;
+    if (err != NULL)
+        return;
+    /* as the bridge does: a few per wake-up */
+    for (int i = 0; i < 16 && (sock = h2o_evloop_socket_accept(listener)) != NULL; i++)
+        h2o_accept(&t->accept_ctx, sock);
+}
+
+static void *thread_main(void *arg)
+{
+    ceiling_thread_t *t = arg;
+    for (;;)
+        h2o_evloop_run(t->ctx.loop, INT32_MAX);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    static ceiling_thread_t threads[MAX_THREADS];
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s HOST:PORT [THREADS]\n", argv[0]);
+        return 2;
+    }
+    int n = argc > 2 ? atoi(argv[2]) : 1;
+    if (n < 1 || n > MAX_THREADS) {
+        fprintf(stderr, "%s: threads must be 1..%d\n", argv[0], MAX_THREADS);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+
+    h2o_config_init(&globalconf);
+    globalconf.server_name = h2o_iovec_init(H2O_STRLIT("bench-http-ceiling"));
+    h2o_hostconf_t *host =
+        h2o_config_register_host(&globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *pc = h2o_config_register_path(host, "/webhooks/", 0);
+    h2o_create_handler(pc, sizeof(h2o_handler_t))->on_req = on_webhook;
+    pc = h2o_config_register_path(host, "/", 0);
+    h2o_create_handler(pc, sizeof(h2o_handler_t))->on_req = on_other;
+
+    for (int i = 0; i < n; i++) {
+        ceiling_thread_t *t = &threads[i];
+        int fd = listen_on(argv[1]);
+        if (fd < 0) {
+            fprintf(stderr, "%s: cannot listen on %s: %m\n", argv[0], argv[1]);
+            return 1;
+        }
+        h2o_context_init(&t->ctx, h2o_evloop_create(), &globalconf);
+        t->accept_ctx.ctx = &t->ctx;
+        t->accept_ctx.hosts = globalconf.hosts;
+        t->listener = h2o_evloop_socket_create(t->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+        t->listener->data = t;
+        h2o_socket_read_start(t->listener, on_accept);
+    }
+    printf("LISTENING %s threads=%d\n", argv[1], n);
+    fflush(stdout);
+    for (int i = 1; i < n; i++)
+        pthread_create(&threads[i].tid, NULL, thread_main, &threads[i]);
+    thread_main(&threads[0]);
+    return 0;
+}
