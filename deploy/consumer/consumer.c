@@ -22,7 +22,7 @@
  *   duplicate topic=T partition=P offset=O key=K id=I type=Y
  *   invalid topic=T partition=P offset=O key=K reason=...
  * values that hold spaces, quotes or control characters are written as JSON
- * strings. With --print-data the record value follows on its own line.
+ * strings. With --print-data the CloudEvent follows, as one line of JSON.
  * Diagnostics and the closing summary go to stderr. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* getopt_long, strndup */
@@ -404,6 +404,30 @@ static void put_field(FILE *f, const char *name, const char *v, size_t len)
     fputc('"', f);
 }
 
+/* Writes a JSON text on one line: whitespace outside strings dropped (the
+ * bridge embeds the provider's body as it came, newlines included). */
+static void put_json_line(FILE *f, const char *p, size_t n)
+{
+    int in_string = 0, escaped = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (in_string) {
+            if (escaped)
+                escaped = 0;
+            else if (c == '\\')
+                escaped = 1;
+            else if (c == '"')
+                in_string = 0;
+        } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+            continue;
+        } else if (c == '"') {
+            in_string = 1;
+        }
+        fputc(c, f);
+    }
+    fputc('\n', f);
+}
+
 static void put_str(FILE *f, const char *name, const char *v)
 {
     if (v != NULL)
@@ -447,7 +471,8 @@ static void usage(FILE *f)
             "                          WEBHOOK_CONSUMER_TOPICS, default " DEFAULT_TOPICS ")\n"
             "  -d, --dedup-size N      remember the last N event ids, 0 disables (env\n"
             "                          WEBHOOK_CONSUMER_DEDUP_SIZE, default %d)\n"
-            "  -p, --print-data        also print each record value (the whole CloudEvent)\n"
+            "  -p, --print-data        also print each new event (the whole CloudEvent) on\n"
+            "                          the next line, as one line of JSON\n"
             "  -X NAME=VALUE           any librdkafka consumer property (repeatable)\n"
             "  -n, --max-records N     exit after N records (for tests)\n"
             "  -i, --idle-exit-ms N    exit once no record came for N ms after partitions\n"
@@ -716,10 +741,8 @@ static int handle(const rd_kafka_message_t *m, dedup_t *seen, const options_t *o
             put_field(stdout, "contenttype", ct, ctlen);
     }
     fputc('\n', stdout);
-    if (o->print_data && !dup) {
-        fwrite(m->payload, 1, m->len, stdout);
-        fputc('\n', stdout);
-    }
+    if (o->print_data && !dup)
+        put_json_line(stdout, m->payload, m->len);
     cloudevent_free(&ce);
     return 0;
 }
