@@ -231,3 +231,14 @@ def kustomize_build(directory):
         pytest.skip("neither kubectl nor kustomize is installed")
     res = run(cmd + [str(directory)])
     return res
+
+
+def sanitizer_env():
+    """Options for a sanitizer build of the bridge, as the integration tests
+    use them: leaks reported (exit 86) except libh2o's own caches
+    (tests/lsan.supp). No effect on a Release binary."""
+    return {
+        "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=86",
+        "LSAN_OPTIONS": "suppressions=" + str(SOURCE_DIR / "tests" / "lsan.supp"),
+        "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
+    }

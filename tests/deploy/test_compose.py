@@ -24,7 +24,7 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from helpers import (SOURCE_DIR, env_dict, env_path, load_compose, parse_dockerfile,  # noqa: E402
-                     parse_ini, require_node_module, run, secret_env_names,
+                     parse_ini, require_node_module, run, sanitizer_env, secret_env_names,
                      unread_bridge_vars)
 
 VALIDATOR = pathlib.Path(__file__).resolve().parent / "validate_compose.mjs"
@@ -358,9 +358,7 @@ def test_healthcheck_command_against_bridge(compose):
     env = {"PATH": os.environ.get("PATH", "/usr/bin"),
            "BRIDGE_LISTEN": f"127.0.0.1:{web}", "BRIDGE_ADMIN_LISTEN": f"127.0.0.1:{admin}",
            "BRIDGE_DRAIN_TIMEOUT_MS": "3000"}
-    for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
-        if k in os.environ:
-            env[k] = os.environ[k]
+    env.update(sanitizer_env())
     argv = healthcheck_script(compose, admin)
     proc = subprocess.Popen([str(bridge)], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)

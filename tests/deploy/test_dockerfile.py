@@ -4,8 +4,8 @@
   numeric non-root user, the ports);
 - the build stage runs the README's build (deploy/run-local.sh's cmake lines)
   with install-deps.sh's build packages;
-- the runtime packages provide every shared library the binaries load
-  (ldd + dpkg + apt-cache depends on this Debian 12 machine);
+- the runtime packages provide every shared library the binaries name
+  (readelf, ldd, dpkg and apt-cache depends on this Debian 12 machine);
 - the build context that .dockerignore and the COPY lines leave is enough
   to configure the project, with the Dockerfile's own cmake command."""
 import json
@@ -210,17 +210,21 @@ def test_runtime_packages_provide_every_library(dockerfile):
     runtime = apt_packages(stages["runtime"])
     closure = dependency_closure(runtime) | IN_BASE_IMAGE
     for binary in bins:
+        # the libraries the binary itself names (NEEDED); what those load in
+        # turn, Debian's package dependencies bring
+        res = run(["readelf", "-d", str(binary)])
+        assert res.returncode == 0, res.stderr
+        needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", res.stdout)
+        assert needed
         res = run(["ldd", str(binary)])
         assert res.returncode == 0, res.stderr
-        for line in res.stdout.splitlines():
-            m = re.match(r"\s*(\S+) => (\S+)", line)
-            if not m:
-                continue
-            soname, path = m.groups()
+        paths = dict(re.findall(r"^\s*(\S+) => (\S+)", res.stdout, re.M))
+        for soname in needed:
             if re.match(r"lib(asan|ubsan|lsan|tsan)\.so", soname):
                 continue  # the sanitizer build's runtime, not in a Release binary
-            pkg = owning_package(path)
-            assert pkg, f"{binary.name}: {path} belongs to no package"
+            assert soname in paths, f"{binary.name}: {soname} not found by ldd"
+            pkg = owning_package(paths[soname])
+            assert pkg, f"{binary.name}: {paths[soname]} belongs to no package"
             assert pkg in closure, (f"{binary.name} loads {soname} from {pkg}, which the "
                                     f"runtime stage ({' '.join(runtime)}) does not install")
 

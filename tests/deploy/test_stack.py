@@ -29,7 +29,8 @@ import urllib.request
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from helpers import SOURCE_DIR, env_dict, env_path, load_compose, parse_dockerfile, run  # noqa: E402
+from helpers import (SOURCE_DIR, env_dict, env_path, load_compose, parse_dockerfile, run,  # noqa: E402
+                     sanitizer_env)
 
 SANDBOX = r'''
 for m in $(awk '{print $5}' /proc/self/mountinfo | sort -u); do
@@ -67,10 +68,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def san_env():
-    return {k: v for k, v in os.environ.items() if k.endswith("SAN_OPTIONS")}
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +117,7 @@ def fixture(rel, fallback):
 def test_compose_services_as_containers(programs, bootstrap, tmp_path):
     bridge, consumer, _ = programs
     compose = load_compose()
-    base = {"PATH": "/usr/local/bin:/usr/bin:/bin", **san_env()}
+    base = {"PATH": "/usr/local/bin:/usr/bin:/bin", **sanitizer_env()}
 
     # the bridge: the image's ENV (BRIDGE_CONFIG) and the compose environment
     stages, _ = parse_dockerfile((SOURCE_DIR / "deploy/Dockerfile").read_text())
