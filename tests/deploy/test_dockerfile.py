@@ -50,6 +50,34 @@ def apt_packages(stage):
     return pkgs
 
 
+def test_apt_hygiene(dockerfile):
+    """Each apt-get install updates its lists in the same layer (no stale
+    cache), installs no recommends, and deletes the lists after itself."""
+    stages, _, _ = dockerfile
+    for name, stage in stages.items():
+        for cmd in instrs(stage, "RUN"):
+            if "apt-get install" not in cmd:
+                continue
+            assert "apt-get update" in cmd, name
+            assert "--no-install-recommends" in cmd and " -y " in f" {cmd} ", name
+            assert "rm -rf /var/lib/apt/lists/*" in cmd, name
+            assert "DEBIAN_FRONTEND=noninteractive" in cmd, name
+
+
+def test_packages_exist_in_debian_12(dockerfile):
+    """Every package the Dockerfile installs is one Debian 12 has (this
+    machine is Debian 12), so `docker build` does not fail on a name."""
+    if shutil.which("apt-cache") is None:
+        pytest.skip("apt-cache not installed")
+    if not pathlib.Path("/etc/debian_version").read_text().startswith("12"):
+        pytest.skip("not Debian 12")
+    stages, _, _ = dockerfile
+    pkgs = apt_packages(stages["build"]) + apt_packages(stages["runtime"])
+    res = run(["apt-cache", "show", "--no-all-versions", *pkgs])
+    found = set(re.findall(r"^Package: (\S+)", res.stdout, re.M))
+    assert not set(pkgs) - found, f"not in Debian 12: {sorted(set(pkgs) - found)}"
+
+
 def resolve(base, args):
     return re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), base)
 
@@ -294,6 +322,10 @@ BROKEN = [
     ("shell-form entrypoint", 'ENTRYPOINT ["/usr/local/bin/webhook-bridge"]',
      "ENTRYPOINT /usr/local/bin/webhook-bridge", test_runtime_carries_only_runtime),
     ("admin port not exposed", "EXPOSE 8080 9090", "EXPOSE 8080", test_bridge_stage),
+    ("package name not in Debian 12", "libh2o-evloop0.13", "libh2o-evloop0.14",
+     test_packages_exist_in_debian_12),
+    ("apt lists left in the image", " \\\n && rm -rf /var/lib/apt/lists/* \\\n && groupadd",
+     " \\\n && groupadd", test_apt_hygiene),
 ]
 
 
