@@ -216,8 +216,11 @@ def env_dict(environment):
 
 
 def kustomize_cmd():
-    """The command that builds a kustomization: `kubectl kustomize` or
-    `kustomize build`, whichever is installed; None when neither is."""
+    """The command that builds a kustomization: WB_KUSTOMIZE (a kustomize
+    binary), else `kubectl kustomize`, else `kustomize build`; None when
+    neither is installed."""
+    if os.environ.get("WB_KUSTOMIZE"):
+        return [os.environ["WB_KUSTOMIZE"], "build"]
     if shutil.which("kubectl"):
         return ["kubectl", "kustomize"]
     if shutil.which("kustomize"):
