@@ -75,12 +75,15 @@ def harness_socket(port):
 def test_rss_stays_bounded_over_the_inflight_bound():
     with harness.Standin() as kafka, harness.Bridge(
             kafka.bootstrap, binary=harness.RELEASE_BRIDGE,
-            env={"BRIDGE_MAX_INFLIGHT": "500", "BRIDGE_LOG_LEVEL": "warn"}) as bridge:
+            env={"BRIDGE_MAX_INFLIGHT": "500", "BRIDGE_LOG_LEVEL": "warn",
+                 "BRIDGE_PROVIDER_PIRIOD_DEADLINE_MS": "25000"}) as bridge:
         bridge.wait_ready()
         assert bridge.post("piriod", PIRIOD).status_code == 200
-        kafka.cmd("rtt all 1500")
+        # acks take longer than a burst takes to send, even on a busy machine,
+        # so that no slot frees up during a burst
+        kafka.cmd("rtt all 3000")
         samples = []
-        for round_ in range(4):
+        for round_ in range(3):
             results = loadgen.burst(bridge.port, bodies(1500), timeout=30)
             statuses = [s for s, _ in results]
             assert set(statuses) <= {200, 503}, set(statuses)
@@ -89,4 +92,4 @@ def test_rss_stays_bounded_over_the_inflight_bound():
         kafka.cmd("rtt all 0")
         print("RSS KiB after each round:", samples)
         # bounded: the later rounds do not keep growing (allow allocator noise)
-        assert samples[-1] <= samples[1] + 8 * 1024, samples
+        assert samples[-1] <= samples[0] + 8 * 1024, samples
