@@ -241,14 +241,30 @@ static char *json_unescape(const char *p, size_t n)
         if (++p == end)
             goto bad;
         switch (*p++) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '/': *o++ = '/'; break;
-        case 'b': *o++ = '\b'; break;
-        case 'f': *o++ = '\f'; break;
-        case 'n': *o++ = '\n'; break;
-        case 'r': *o++ = '\r'; break;
-        case 't': *o++ = '\t'; break;
+        case '"':
+            *o++ = '"';
+            break;
+        case '\\':
+            *o++ = '\\';
+            break;
+        case '/':
+            *o++ = '/';
+            break;
+        case 'b':
+            *o++ = '\b';
+            break;
+        case 'f':
+            *o++ = '\f';
+            break;
+        case 'n':
+            *o++ = '\n';
+            break;
+        case 'r':
+            *o++ = '\r';
+            break;
+        case 't':
+            *o++ = '\t';
+            break;
         case 'u': {
             unsigned cp, lo;
             if (read_u16(p, end, &cp) != 0)
@@ -343,7 +359,8 @@ static const char *cloudevent_parse(const char *json, size_t len, cloudevent_t *
         const jsmntok_t *key = &t[i], *val = &t[i + 1];
         size_t klen = (size_t)(key->end - key->start);
         for (size_t a = 0; a < sizeof(attrs) / sizeof(attrs[0]); a++) {
-            if (strlen(attrs[a].name) != klen || memcmp(json + key->start, attrs[a].name, klen) != 0)
+            if (strlen(attrs[a].name) != klen ||
+                memcmp(json + key->start, attrs[a].name, klen) != 0)
                 continue;
             char **slot = (char **)((char *)ce + attrs[a].off);
             if (val->type != JSMN_STRING) {
@@ -447,7 +464,7 @@ static void put_position(FILE *f, const char *what, const rd_kafka_message_t *m)
 typedef struct {
     const char *brokers, *group, *topics;
     long dedup_size;
-    long max_records; /* 0 = no limit */
+    long max_records;  /* 0 = no limit */
     long idle_exit_ms; /* 0 = never */
     int print_data;
     int nprops;
@@ -504,11 +521,16 @@ static const char *env_or(const char *name, const char *def)
 static int parse_options(int argc, char **argv, options_t *o)
 {
     static const struct option longopts[] = {
-        {"brokers", required_argument, NULL, 'b'},   {"group", required_argument, NULL, 'g'},
-        {"topics", required_argument, NULL, 't'},    {"dedup-size", required_argument, NULL, 'd'},
-        {"print-data", no_argument, NULL, 'p'},      {"max-records", required_argument, NULL, 'n'},
-        {"idle-exit-ms", required_argument, NULL, 'i'}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
+        {"brokers", required_argument, NULL, 'b'},
+        {"group", required_argument, NULL, 'g'},
+        {"topics", required_argument, NULL, 't'},
+        {"dedup-size", required_argument, NULL, 'd'},
+        {"print-data", no_argument, NULL, 'p'},
+        {"max-records", required_argument, NULL, 'n'},
+        {"idle-exit-ms", required_argument, NULL, 'i'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof(*o));
     o->brokers = env_or("WEBHOOK_CONSUMER_BROKERS", DEFAULT_BROKERS);
@@ -527,10 +549,18 @@ static int parse_options(int argc, char **argv, options_t *o)
     int c;
     while ((c = getopt_long(argc, argv, "b:g:t:d:pX:n:i:hV", longopts, NULL)) != -1) {
         switch (c) {
-        case 'b': o->brokers = optarg; break;
-        case 'g': o->group = optarg; break;
-        case 't': o->topics = optarg; break;
-        case 'p': o->print_data = 1; break;
+        case 'b':
+            o->brokers = optarg;
+            break;
+        case 'g':
+            o->group = optarg;
+            break;
+        case 't':
+            o->topics = optarg;
+            break;
+        case 'p':
+            o->print_data = 1;
+            break;
         case 'd':
             if (parse_long(optarg, 0, &o->dedup_size) != 0) {
                 fprintf(stderr, "webhook-consumer: --dedup-size: not a number >= 0: %s\n", optarg);
@@ -545,7 +575,8 @@ static int parse_options(int argc, char **argv, options_t *o)
             break;
         case 'i':
             if (parse_long(optarg, 1, &o->idle_exit_ms) != 0) {
-                fprintf(stderr, "webhook-consumer: --idle-exit-ms: not a number >= 1: %s\n", optarg);
+                fprintf(stderr, "webhook-consumer: --idle-exit-ms: not a number >= 1: %s\n",
+                        optarg);
                 return 2;
             }
             break;
@@ -556,9 +587,15 @@ static int parse_options(int argc, char **argv, options_t *o)
             }
             o->props[o->nprops++] = optarg;
             break;
-        case 'h': usage(stdout); return 1;
-        case 'V': printf("webhook-consumer (librdkafka %s)\n", rd_kafka_version_str()); return 1;
-        default: usage(stderr); return 2;
+        case 'h':
+            usage(stdout);
+            return 1;
+        case 'V':
+            printf("webhook-consumer (librdkafka %s)\n", rd_kafka_version_str());
+            return 1;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind < argc) {
@@ -837,7 +874,8 @@ int main(int argc, char **argv)
         status = 1;
     }
     rd_kafka_destroy(rk);
-    fprintf(stderr, "webhook-consumer: %ld record(s): %ld event(s), %ld duplicate(s), %ld invalid\n",
+    fprintf(stderr,
+            "webhook-consumer: %ld record(s): %ld event(s), %ld duplicate(s), %ld invalid\n",
             n.records, n.events, n.duplicates, n.invalid);
     dedup_free(&seen);
     free(o.props);
