@@ -540,3 +540,29 @@ def test_broken_kafkatopic_fails(topics, what, mutate):
     t = copy.deepcopy(topics[0])
     mutate(t)
     assert kafkatopic_errors(t), what
+
+
+# ---- the example consuming service -------------------------------------------------
+
+def test_consumer_example(tmp_path):
+    docs = build(K8S / "examples" / "consumer")
+    assert [d["kind"] for d in docs] == ["Deployment"]
+    res = models_validate(docs, tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    root = strict_schema_root()
+    if root is not None:
+        for v in [strict_validator(root / n) for n in strict_versions(root)]:
+            assert v.errors(docs[0]) == [], v.folder.name
+    spec = docs[0]["spec"]["template"]["spec"]
+    assert restricted_violations(spec) == []
+    c = spec["containers"][0]
+    assert c["image"].rpartition(":")[0] == "webhook-consumer"
+    consumer_src = (SOURCE_DIR / "deploy/consumer/consumer.c").read_text()
+    read = set(re.findall(r'(?:getenv|env_or)\("([A-Z0-9_]+)"', consumer_src))
+    env = {e["name"]: e["value"] for e in c["env"]}
+    assert set(env) <= read
+    # its own group, a pattern subscription, the cluster the bridge writes to
+    assert env["WEBHOOK_CONSUMER_GROUP"] != "webhook-consumer-example"
+    assert env["WEBHOOK_CONSUMER_TOPICS"].startswith("^webhooks\\.")
+    bridge_ini = parse_ini((K8S / "bridge.ini").read_text())
+    assert env["WEBHOOK_CONSUMER_BROKERS"] == bridge_ini["kafka"]["brokers"]
