@@ -217,14 +217,19 @@ def env_dict(environment):
 
 def kustomize_cmd():
     """The command that builds a kustomization: WB_KUSTOMIZE (a kustomize
-    binary), else `kubectl kustomize`, else `kustomize build`; None when
-    neither is installed."""
+    binary), else `kubectl kustomize`, else `kustomize build` from PATH or
+    from .cache/bin (where `GOBIN=.cache/bin go install
+    sigs.k8s.io/kustomize/kustomize/v5@v5.5.0` puts it); None when there is
+    none of them."""
     if os.environ.get("WB_KUSTOMIZE"):
         return [os.environ["WB_KUSTOMIZE"], "build"]
     if shutil.which("kubectl"):
         return ["kubectl", "kustomize"]
     if shutil.which("kustomize"):
         return ["kustomize", "build"]
+    cached = SOURCE_DIR / ".cache" / "bin" / "kustomize"
+    if cached.is_file():
+        return [str(cached), "build"]
     return None
 
 

