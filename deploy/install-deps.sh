@@ -9,7 +9,7 @@ build=(build-essential cmake pkg-config librdkafka-dev libh2o-evloop-dev libjsmn
        libssl-dev libinih-dev)
 test=(libcmocka-dev python3 python3-pytest python3-requests python3-jsonschema
       python3-confluent-kafka kcat nghttp2-client wrk clang libclang-rt-14-dev valgrind
-      curl procps python3-h2)
+      curl procps python3-h2 python3-yaml)
 
 want=("${build[@]}")
 if [ "${1:-}" = "--test" ]; then
@@ -32,6 +32,11 @@ fi
 
 if [ "${1:-}" = "--test" ]; then
   top=$(cd "$(dirname "$0")/.." && pwd)
+  # kustomize for the manifest tests: kubectl has it built in; else build it once
+  if ! command -v kubectl >/dev/null 2>&1 && ! command -v kustomize >/dev/null 2>&1 &&
+     [ ! -x "$top/.cache/bin/kustomize" ] && command -v go >/dev/null 2>&1; then
+    GOBIN="$top/.cache/bin" go install sigs.k8s.io/kustomize/kustomize/v5@v5.5.0
+  fi
   # node tools of the tests, pinned by tests/package-lock.json
   if [ ! -d "$top/tests/node_modules" ] ||
      [ "$top/tests/package-lock.json" -nt "$top/tests/node_modules/.package-lock.json" ]; then
