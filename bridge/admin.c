@@ -73,9 +73,10 @@ static int on_readyz(h2o_handler_t *self, h2o_req_t *req)
 static void render(wb_admin_t *a, wb_buf_t *b)
 {
     const wb_config_t *cfg = a->cfg;
-    wb_buf_printf(b, "# HELP webhook_bridge_build_info Build information.\n"
-                     "# TYPE webhook_bridge_build_info gauge\n"
-                     "webhook_bridge_build_info{version=\"%s\",librdkafka=\"%s\",h2o=\"%s\"} 1\n",
+    wb_buf_printf(b,
+                  "# HELP webhook_bridge_build_info Build information.\n"
+                  "# TYPE webhook_bridge_build_info gauge\n"
+                  "webhook_bridge_build_info{version=\"%s\",librdkafka=\"%s\",h2o=\"%s\"} 1\n",
                   WB_VERSION, rd_kafka_version_str(), H2O_VERSION);
 
     wb_buf_printf(b, "# HELP webhook_bridge_requests_total Webhook requests by provider and "
@@ -91,7 +92,8 @@ static void render(wb_admin_t *a, wb_buf_t *b)
                 wb_buf_printf(b, "webhook_bridge_requests_total{provider=\"%s\",code=\"%d\"} %lu\n",
                               name, wb_status_codes[s], v);
             else
-                wb_buf_printf(b, "webhook_bridge_requests_total{provider=\"%s\",code=\"other\"} %lu\n",
+                wb_buf_printf(b,
+                              "webhook_bridge_requests_total{provider=\"%s\",code=\"other\"} %lu\n",
                               name, v);
         }
     }
@@ -136,8 +138,9 @@ static void render(wb_admin_t *a, wb_buf_t *b)
             wb_buf_printf(b, "webhook_bridge_kafka_write_latency_seconds_bucket{le=\"+Inf\"} %lu\n",
                           cum);
     }
-    wb_buf_printf(b, "webhook_bridge_kafka_write_latency_seconds_sum %.6f\n"
-                     "webhook_bridge_kafka_write_latency_seconds_count %lu\n",
+    wb_buf_printf(b,
+                  "webhook_bridge_kafka_write_latency_seconds_sum %.6f\n"
+                  "webhook_bridge_kafka_write_latency_seconds_count %lu\n",
                   (double)SUM(latency_sum_us) / 1e6, cum);
 
     long inflight = 0, queued = 0;
@@ -146,13 +149,14 @@ static void render(wb_admin_t *a, wb_buf_t *b)
         inflight += atomic_load_explicit(&wk->stats.inflight, memory_order_relaxed);
         queued += wb_kafka_queue_len(wk->kafka);
     }
-    wb_buf_printf(b, "# HELP webhook_bridge_inflight_requests Requests waiting for their Kafka "
-                     "acknowledgement.\n# TYPE webhook_bridge_inflight_requests gauge\n"
-                     "webhook_bridge_inflight_requests %ld\n"
-                     "# HELP webhook_bridge_producer_queue_messages Records in the producers' "
-                     "queues, in flight included.\n"
-                     "# TYPE webhook_bridge_producer_queue_messages gauge\n"
-                     "webhook_bridge_producer_queue_messages %ld\n",
+    wb_buf_printf(b,
+                  "# HELP webhook_bridge_inflight_requests Requests waiting for their Kafka "
+                  "acknowledgement.\n# TYPE webhook_bridge_inflight_requests gauge\n"
+                  "webhook_bridge_inflight_requests %ld\n"
+                  "# HELP webhook_bridge_producer_queue_messages Records in the producers' "
+                  "queues, in flight included.\n"
+                  "# TYPE webhook_bridge_producer_queue_messages gauge\n"
+                  "webhook_bridge_producer_queue_messages %ld\n",
                   inflight, queued);
     wb_buf_printf(b, "# HELP webhook_bridge_kafka_errors_total Failed Kafka writes by error.\n"
                      "# TYPE webhook_bridge_kafka_errors_total counter\n");
@@ -160,11 +164,12 @@ static void render(wb_admin_t *a, wb_buf_t *b)
         wb_buf_printf(b, "webhook_bridge_kafka_errors_total{error=\"%s\"} %lu\n",
                       i < WB_KERR_SLOTS - 1 ? rd_kafka_err2name(wb_kafka_errors[i]) : "other",
                       SUM(kafka_errors[i]));
-    wb_buf_printf(b, "# HELP webhook_bridge_kafka_reachable 1 if a broker answered the last "
-                     "readiness probe.\n# TYPE webhook_bridge_kafka_reachable gauge\n"
-                     "webhook_bridge_kafka_reachable %d\n"
-                     "# HELP webhook_bridge_draining 1 while the bridge drains.\n"
-                     "# TYPE webhook_bridge_draining gauge\nwebhook_bridge_draining %d\n",
+    wb_buf_printf(b,
+                  "# HELP webhook_bridge_kafka_reachable 1 if a broker answered the last "
+                  "readiness probe.\n# TYPE webhook_bridge_kafka_reachable gauge\n"
+                  "webhook_bridge_kafka_reachable %d\n"
+                  "# HELP webhook_bridge_draining 1 while the bridge drains.\n"
+                  "# TYPE webhook_bridge_draining gauge\nwebhook_bridge_draining %d\n",
                   atomic_load(&a->kafka_ok), wb_server_draining());
 }
 

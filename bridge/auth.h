@@ -37,8 +37,8 @@ int wb_auth_uses_path(const wb_auth_conf_t *ac);
 
 /* What verification looks at, all borrowed for the duration of the call. */
 typedef struct {
-    wb_str_t body;       /* raw body, as received */
-    wb_str_t path_token; /* segment after /webhooks/NAME/, empty if none */
+    wb_str_t body;               /* raw body, as received */
+    wb_str_t path_token;         /* segment after /webhooks/NAME/, empty if none */
     const struct sockaddr *peer; /* the TCP peer, may be NULL */
     /* Returns 1 and sets *value to the idx-th (0-based) header called name
      * (case-insensitive), 0 when there is none. */
@@ -51,8 +51,8 @@ typedef struct {
  * Returns WB_OK, or WB_ERR_AUTH with *code set to a stable error code
  * (e.g. "auth_missing", "auth_invalid") and a human reason in err that
  * contains no secret. */
-int wb_auth_verify(const wb_auth_conf_t *ac, const wb_auth_req_t *in, const char **code,
-                   char *err, size_t errsz);
+int wb_auth_verify(const wb_auth_conf_t *ac, const wb_auth_req_t *in, const char **code, char *err,
+                   size_t errsz);
 
 /* The stable codes wb_auth_verify puts in *code (the "error" of the 401
  * answer). WB_AUTH_INTERNAL comes with a return value other than

@@ -18,15 +18,15 @@ typedef struct {
 
 typedef enum {
     WB_OK = 0,
-    WB_ERR_JSON = -1,     /* not JSON as RFC 8259 defines it */
-    WB_ERR_DEPTH = -2,    /* nesting deeper than allowed */
-    WB_ERR_NOMEM = -3,    /* allocation failed */
+    WB_ERR_JSON = -1,      /* not JSON as RFC 8259 defines it */
+    WB_ERR_DEPTH = -2,     /* nesting deeper than allowed */
+    WB_ERR_NOMEM = -3,     /* allocation failed */
     WB_ERR_TOO_LARGE = -4, /* a cap (buffer, token count) was reached */
-    WB_ERR_CONFIG = -5,   /* invalid setting */
-    WB_ERR_AUTH = -6,     /* credentials missing or wrong */
-    WB_ERR_SHAPE = -7,    /* valid JSON, not the provider's shape */
-    WB_ERR_NOTFOUND = -8, /* lookup found nothing */
-    WB_ERR_KAFKA = -9,    /* producer refused the record */
+    WB_ERR_CONFIG = -5,    /* invalid setting */
+    WB_ERR_AUTH = -6,      /* credentials missing or wrong */
+    WB_ERR_SHAPE = -7,     /* valid JSON, not the provider's shape */
+    WB_ERR_NOTFOUND = -8,  /* lookup found nothing */
+    WB_ERR_KAFKA = -9,     /* producer refused the record */
 } wb_err_t;
 
 /* Formats a message into err (if errsz > 0) and returns code. */

@@ -24,21 +24,22 @@ static const struct setting {
     unsigned long long min, max;
 } settings[] = {
 #define S(sec, key, env, type, field, min, max)                                                    \
-    {sec, key, env, type, offsetof(wb_config_t, field), min, max}
+    {                                                                                              \
+        sec, key, env, type, offsetof(wb_config_t, field), min, max                                \
+    }
     S("server", "listen", "BRIDGE_LISTEN", T_ADDR, listen, 0, 0),
     S("server", "admin_listen", "BRIDGE_ADMIN_LISTEN", T_ADDR, admin_listen, 0, 0),
     S("server", "threads", "BRIDGE_THREADS", T_UINT, threads, 1, 64),
     S("server", "max_inflight", "BRIDGE_MAX_INFLIGHT", T_UINT, max_inflight, 1, 1000000),
-    S("server", "drain_timeout_ms", "BRIDGE_DRAIN_TIMEOUT_MS", T_UINT, drain_timeout_ms, 0,
-      600000),
+    S("server", "drain_timeout_ms", "BRIDGE_DRAIN_TIMEOUT_MS", T_UINT, drain_timeout_ms, 0, 600000),
     S("server", "log_level", "BRIDGE_LOG_LEVEL", T_LEVEL, log_level, 0, 0),
     S("server", "max_json_depth", "BRIDGE_MAX_JSON_DEPTH", T_UINT, max_depth, 1, 1000),
     S("server", "max_json_tokens", "BRIDGE_MAX_JSON_TOKENS", T_UINT, max_tokens, 16, 10000000),
     S("kafka", "brokers", "BRIDGE_KAFKA_BROKERS", T_STR, brokers, 0, 0),
     S("kafka", "mock_brokers", "BRIDGE_KAFKA_MOCK_BROKERS", T_UINT, mock_brokers, 1, 9),
     S("kafka", "topic_prefix", "BRIDGE_KAFKA_TOPIC_PREFIX", T_TOPIC, topic_prefix, 1, 0),
-    S("kafka", "deadletter_topic", "BRIDGE_KAFKA_DEADLETTER_TOPIC", T_TOPIC, deadletter_topic,
-      0, 0),
+    S("kafka", "deadletter_topic", "BRIDGE_KAFKA_DEADLETTER_TOPIC", T_TOPIC, deadletter_topic, 0,
+      0),
 #undef S
 };
 
@@ -269,8 +270,8 @@ struct ini_ctx {
     FILE *f;
     const char *path;
     unsigned line;
-    int after_key;     /* the previous line was a key: an indented line continues it */
-    unsigned nsyntax;  /* lines reported here as not INI */
+    int after_key;    /* the previous line was a key: an indented line continues it */
+    unsigned nsyntax; /* lines reported here as not INI */
     wb_config_t *cfg;
     wb_config_errors_t *errs;
 };
@@ -283,8 +284,7 @@ static char *cfg_ini_reader(char *str, int num, void *stream)
         ctx->line++;
         size_t n = strlen(str);
         if (n == (size_t)num - 1 && str[n - 1] != '\n' && !feof(ctx->f)) {
-            add_error(ctx->errs, "%s:%u: line longer than %d bytes", ctx->path, ctx->line,
-                      num - 2);
+            add_error(ctx->errs, "%s:%u: line longer than %d bytes", ctx->path, ctx->line, num - 2);
             int c;
             while ((c = fgetc(ctx->f)) != EOF && c != '\n')
                 ;
@@ -308,8 +308,8 @@ static char *cfg_ini_reader(char *str, int num, void *stream)
             ctx->after_key = !bad;
         }
         if (bad) {
-            add_error(ctx->errs, "%s:%u: not 'key = value', '[section]' or a comment",
-                      ctx->path, ctx->line);
+            add_error(ctx->errs, "%s:%u: not 'key = value', '[section]' or a comment", ctx->path,
+                      ctx->line);
             ctx->nsyntax++;
             str[0] = '#';
             str[1] = '\0';

@@ -30,8 +30,8 @@ enum { WB_REQ_ID = 1, WB_REQ_SUBJECT = 2, WB_REQ_TIME = 4 };
 /* A provider is a description, not code: where its fields are in the body
  * (JSON Pointers, RFC 6901), how to read them, how it authenticates. */
 typedef struct {
-    char *name;   /* [a-z0-9]+, path /webhooks/<name> and type prefix */
-    char *source; /* CloudEvents source */
+    char *name;                   /* [a-z0-9]+, path /webhooks/<name> and type prefix */
+    char *source;                 /* CloudEvents source */
     char *type_ptrs[WB_MAX_PTRS]; /* tried in order; first present wins */
     unsigned ntype_ptrs;
     char *id_ptr;      /* NULL: a UUID is generated */

@@ -208,8 +208,8 @@ static int extract(const wb_config_t *cfg, const wb_provider_t *prov, const wb_j
             snprintf(reason, rsz, "event type at %s is not a string", tptr);
             return -1;
         }
-        r = get_field(js, tptr, "event type", event_name, WB_EVENT_NAME_MAX + 1, event_len,
-                      reason, rsz);
+        r = get_field(js, tptr, "event type", event_name, WB_EVENT_NAME_MAX + 1, event_len, reason,
+                      rsz);
         if (r < 0)
             return -1;
     }
@@ -269,7 +269,8 @@ static int extract(const wb_config_t *cfg, const wb_provider_t *prov, const wb_j
 static int put_attr(wb_buf_t *b, const char *name, const char *v, size_t len)
 {
     int r;
-    if ((r = wb_buf_appendc(b, ',')) != WB_OK || (r = wb_json_write_string(b, name, strlen(name))) != WB_OK ||
+    if ((r = wb_buf_appendc(b, ',')) != WB_OK ||
+        (r = wb_json_write_string(b, name, strlen(name))) != WB_OK ||
         (r = wb_buf_appendc(b, ':')) != WB_OK)
         return r;
     return wb_json_write_string(b, v, len);

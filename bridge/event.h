@@ -20,9 +20,9 @@ typedef struct {
     char topic[WB_TOPIC_MAX + 1];
     const char *key; /* points into id or subject */
     size_t key_len;
-    int deadletter;  /* the body was valid JSON of the wrong shape */
+    int deadletter;   /* the body was valid JSON of the wrong shape */
     char reason[200]; /* why, for dead letters */
-    wb_buf_t value;  /* the record; malloc'ed, owned until stolen */
+    wb_buf_t value;   /* the record; malloc'ed, owned until stolen */
 } wb_event_t;
 
 /* Builds the record of a body that wb_json_parse() accepted (js holds its

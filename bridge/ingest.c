@@ -56,7 +56,7 @@ static const struct {
 };
 
 const int wb_status_codes[WB_STATUS_SLOTS] = {200, 400, 401, 404, 405, 413, 415, 500, 503, 0};
-const double wb_latency_bounds_ms[WB_LAT_BUCKETS] = {1,   2,   5,    10,   25,   50,   100,
+const double wb_latency_bounds_ms[WB_LAT_BUCKETS] = {1,   2,   5,    10,   25,   50,    100,
                                                      250, 500, 1000, 2500, 5000, 10000, 30000};
 
 typedef struct wb_pending wb_pending_t;
@@ -90,7 +90,8 @@ static double elapsed_ms(const struct timespec *start)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - start->tv_sec) * 1e3 + (double)(now.tv_nsec - start->tv_nsec) / 1e6;
+    return (double)(now.tv_sec - start->tv_sec) * 1e3 +
+           (double)(now.tv_nsec - start->tv_nsec) / 1e6;
 }
 
 static wb_worker_t *worker_of(h2o_req_t *req)
@@ -153,8 +154,7 @@ static void send_error(h2o_req_t *req, wb_ingest_err_t e, const char *code, cons
         wb_json_write_string(&b, message, strlen(message)) != WB_OK || wb_buf_appendc(&b, '}'))
         b.len = 0;
     if (errors[e].status == 503) {
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL,
-                       H2O_STRLIT("5"));
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("5"));
     } else if (errors[e].status == 405) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("POST"));
     }
@@ -166,8 +166,8 @@ static void send_error(h2o_req_t *req, wb_ingest_err_t e, const char *code, cons
 }
 
 /* Answers an error before anything was produced, with its count and log line. */
-static int reject(h2o_req_t *req, const wb_provider_t *prov, unsigned prov_index,
-                  wb_ingest_err_t e, const char *code, const char *message)
+static int reject(h2o_req_t *req, const wb_provider_t *prov, unsigned prov_index, wb_ingest_err_t e,
+                  const char *code, const char *message)
 {
     wb_worker_t *w = worker_of(req);
     count_status(w, prov_index, errors[e].status);
@@ -220,8 +220,8 @@ static void answer_failure(wb_pending_t *pend, wb_ingest_err_t e, const char *de
     wb_worker_t *w = pend->worker;
     detach(pend);
     count_status(w, pend->prov_index, 503);
-    access_log(pend->prov, 503, elapsed_ms(&pend->start), errors[e].code, pend_id(pend),
-               NULL, 0, 0);
+    access_log(pend->prov, 503, elapsed_ms(&pend->start), errors[e].code, pend_id(pend), NULL, 0,
+               0);
     send_error(req, e, NULL, detail);
 }
 
@@ -372,7 +372,8 @@ int wb_ingest_on_req(h2o_handler_t *self, h2o_req_t *req)
     const char *name = path.base + 10, *end = path.base + path.len;
     const char *slash = memchr(name, '/', (size_t)(end - name));
     size_t name_len = (size_t)((slash != NULL ? slash : end) - name);
-    wb_str_t token = {slash != NULL ? slash + 1 : "", slash != NULL ? (size_t)(end - slash - 1) : 0};
+    wb_str_t token = {slash != NULL ? slash + 1 : "",
+                      slash != NULL ? (size_t)(end - slash - 1) : 0};
     if (token.len > 0 && memchr(token.p, '/', token.len) != NULL)
         return reject(req, NULL, WB_MAX_PROVIDERS, E_NOT_FOUND, NULL, NULL);
     const wb_provider_t *prov = wb_config_provider(cfg, name, name_len);

@@ -303,8 +303,8 @@ static int scan_key(scan_t *sc)
  * which is free until jsmn runs: depth d means at least d tokens, so it never
  * needs more room than the tokens themselves will. On success, [*rstart,
  * *rend) is the root value and *ntok the number of tokens (values and keys). */
-static int validate(wb_json_t *js, const char *doc, size_t len, unsigned max_depth,
-                    size_t *rstart, size_t *rend, unsigned *ntok, char *err, size_t errsz)
+static int validate(wb_json_t *js, const char *doc, size_t len, unsigned max_depth, size_t *rstart,
+                    size_t *rend, unsigned *ntok, char *err, size_t errsz)
 {
     scan_t sc = {(const unsigned char *)doc, len, 0, NULL};
     const unsigned char *s = sc.s;
@@ -412,8 +412,8 @@ static int validate(wb_json_t *js, const char *doc, size_t len, unsigned max_dep
 syntax:
     return wb_errf(err, errsz, WB_ERR_JSON, "%s at byte %zu", sc.what, sc.pos);
 too_many:
-    return wb_errf(err, errsz, WB_ERR_TOO_LARGE, "more than %u tokens at byte %zu",
-                   js->max_tokens, sc.pos);
+    return wb_errf(err, errsz, WB_ERR_TOO_LARGE, "more than %u tokens at byte %zu", js->max_tokens,
+                   sc.pos);
 }
 
 /* ---- parse ---- */

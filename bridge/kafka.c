@@ -17,7 +17,7 @@
 #include <pthread.h>
 
 struct wb_kafka {
-    rd_kafka_t *rk; /* replaced after a fatal error, under lock */
+    rd_kafka_t *rk;       /* replaced after a fatal error, under lock */
     pthread_mutex_t lock; /* for the admin thread's reads of rk */
     const wb_config_t *cfg;
     char *bootstrap;
@@ -64,7 +64,10 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     wb_log_t l;
-    wb_log_begin(&l, level <= 3 ? WB_LOG_ERROR : level <= 5 ? WB_LOG_WARN : WB_LOG_DEBUG,
+    wb_log_begin(&l,
+                 level <= 3   ? WB_LOG_ERROR
+                 : level <= 5 ? WB_LOG_WARN
+                              : WB_LOG_DEBUG,
                  "librdkafka");
     wb_log_cstr(&l, "facility", fac);
     wb_log_cstr(&l, "detail", buf);
@@ -210,9 +213,8 @@ int wb_kafka_recover(wb_kafka_t *k, char *err, size_t errsz)
     return WB_OK;
 }
 
-int wb_kafka_produce(wb_kafka_t *k, const char *topic, const char *key, size_t key_len,
-                     char *value, size_t value_len, const char *reason, void *opaque,
-                     rd_kafka_resp_err_t *kerr)
+int wb_kafka_produce(wb_kafka_t *k, const char *topic, const char *key, size_t key_len, char *value,
+                     size_t value_len, const char *reason, void *opaque, rd_kafka_resp_err_t *kerr)
 {
     static const char ct[] = "application/cloudevents+json; charset=utf-8";
     rd_kafka_headers_t *hdrs = rd_kafka_headers_new(2);

@@ -36,9 +36,8 @@ wb_kafka_t *wb_kafka_new(const wb_config_t *cfg, const char *bootstrap, h2o_loop
  * report callback will run exactly once for opaque; on error the caller
  * keeps value and no report will come. reason, if not NULL, becomes the
  * "deadletter-reason" header. */
-int wb_kafka_produce(wb_kafka_t *k, const char *topic, const char *key, size_t key_len,
-                     char *value, size_t value_len, const char *reason, void *opaque,
-                     rd_kafka_resp_err_t *kerr);
+int wb_kafka_produce(wb_kafka_t *k, const char *topic, const char *key, size_t key_len, char *value,
+                     size_t value_len, const char *reason, void *opaque, rd_kafka_resp_err_t *kerr);
 
 /* Serves what is queued (delivery reports, errors) without blocking. */
 void wb_kafka_poll(wb_kafka_t *k);

@@ -151,7 +151,8 @@ int main(int argc, char **argv)
     }
     rd_kafka_conf_destroy(kconf);
     if (check) {
-        printf("webhook-bridge: configuration OK (%s)\n", path != NULL ? path : "built-in defaults");
+        printf("webhook-bridge: configuration OK (%s)\n",
+               path != NULL ? path : "built-in defaults");
         wb_config_free(&cfg);
         return 0;
     }
@@ -188,8 +189,7 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    wb_logf(WB_LOG_INFO, "listening on %s (webhooks) and %s (admin)", cfg.listen,
-            cfg.admin_listen);
+    wb_logf(WB_LOG_INFO, "listening on %s (webhooks) and %s (admin)", cfg.listen, cfg.admin_listen);
     rc = wb_server_run(srv);
     wb_logf(WB_LOG_INFO, "stopped");
 exit:

@@ -122,8 +122,8 @@ static int parse_required(const char *value, unsigned *out, char *err, size_t er
         else if (strcmp(tok, "time") == 0)
             req |= WB_REQ_TIME;
         else
-            return wb_errf(err, errsz, WB_ERR_CONFIG,
-                           "'%s' is not one of type, id, subject, time", tok);
+            return wb_errf(err, errsz, WB_ERR_CONFIG, "'%s' is not one of type, id, subject, time",
+                           tok);
     }
     *out = req;
     return WB_OK;

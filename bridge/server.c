@@ -32,10 +32,14 @@ struct wb_server {
 static atomic_int drain_requested;
 
 const rd_kafka_resp_err_t wb_kafka_errors[WB_KERR_SLOTS - 1] = {
-    RD_KAFKA_RESP_ERR__MSG_TIMED_OUT,       RD_KAFKA_RESP_ERR__QUEUE_FULL,
-    RD_KAFKA_RESP_ERR__TRANSPORT,           RD_KAFKA_RESP_ERR__FATAL,
-    RD_KAFKA_RESP_ERR__PURGE_QUEUE,         RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
-    RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,   RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
+    RD_KAFKA_RESP_ERR__MSG_TIMED_OUT,
+    RD_KAFKA_RESP_ERR__QUEUE_FULL,
+    RD_KAFKA_RESP_ERR__TRANSPORT,
+    RD_KAFKA_RESP_ERR__FATAL,
+    RD_KAFKA_RESP_ERR__PURGE_QUEUE,
+    RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+    RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
+    RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
     RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
 };
 
@@ -72,7 +76,8 @@ int wb_server_listen(const char *addr, int reuseport, char *err, size_t errsz)
 {
     char host[256];
     const char *colon = strrchr(addr, ':');
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
                     *res = NULL;
     size_t hlen = (size_t)(colon - addr);
@@ -166,8 +171,7 @@ static void *worker_main(void *arg)
             w->ctx.http1.req_timeout.timeout = 0;
             drain_deadline = mono_ms() + w->cfg->drain_timeout_ms;
         }
-        if (w->draining &&
-            (atomic_load(&w->stats.inflight) == 0 || mono_ms() >= drain_deadline))
+        if (w->draining && (atomic_load(&w->stats.inflight) == 0 || mono_ms() >= drain_deadline))
             break;
     }
     /* the bound is reached: whoever still waits gets a 503 now */
@@ -216,8 +220,7 @@ static int worker_init(wb_server_t *srv, wb_worker_t *w, unsigned id, const char
     return 0;
 }
 
-wb_server_t *wb_server_new(const wb_config_t *cfg, const char *bootstrap, char *err,
-                           size_t errsz)
+wb_server_t *wb_server_new(const wb_config_t *cfg, const char *bootstrap, char *err, size_t errsz)
 {
     wb_server_t *srv = calloc(1, sizeof(*srv));
     if (srv == NULL)

@@ -53,8 +53,7 @@ typedef struct wb_server wb_server_t;
 
 /* Binds the listeners and creates the workers (one producer each on
  * bootstrap). Returns NULL with err on failure. */
-wb_server_t *wb_server_new(const wb_config_t *cfg, const char *bootstrap, char *err,
-                           size_t errsz);
+wb_server_t *wb_server_new(const wb_config_t *cfg, const char *bootstrap, char *err, size_t errsz);
 /* Runs the workers and the admin listener until a drain completes. */
 int wb_server_run(wb_server_t *srv);
 /* Async-signal-safe: starts the drain. */

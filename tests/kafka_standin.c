@@ -23,9 +23,9 @@ static int each_broker(rd_kafka_mock_cluster_t *mc, int n, const char *which, in
     if (first < 1 || last > n)
         return -1;
     for (int id = first; id <= last; id++) {
-        rd_kafka_resp_err_t e =
-            is_rtt ? rd_kafka_mock_broker_set_rtt(mc, id, rtt)
-                   : (up ? rd_kafka_mock_broker_set_up(mc, id) : rd_kafka_mock_broker_set_down(mc, id));
+        rd_kafka_resp_err_t e = is_rtt ? rd_kafka_mock_broker_set_rtt(mc, id, rtt)
+                                       : (up ? rd_kafka_mock_broker_set_up(mc, id)
+                                             : rd_kafka_mock_broker_set_down(mc, id));
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
             return -1;
     }
