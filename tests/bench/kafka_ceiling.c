@@ -56,8 +56,9 @@ typedef struct {
     wb_kafka_t *k;
     unsigned outstanding;
     size_t next;
-    unsigned long ok_total, ok, failed, produce_errors;
-    uint32_t *lat_us; /* one per report in the measured window */
+    unsigned long ok_total, ok, failed, produce_errors, queue_full;
+    unsigned deferred; /* slots waiting for room in the producer's queue */
+    uint32_t *lat_us;  /* one per report in the measured window */
     size_t nlat, caplat;
     char err[512];
     pthread_t tid;
@@ -76,7 +77,9 @@ static uint64_t elapsed_us(const struct timespec *a)
     return (uint64_t)((b.tv_sec - a->tv_sec) * 1000000 + (b.tv_nsec - a->tv_nsec) / 1000);
 }
 
-static void produce_one(kthread_t *t)
+/* 0: produced; 1: the producer's queue is full (queue.buffering.max.*, the
+ * bridge would answer 503): retried after the next report; -1: error. */
+static int produce_one(kthread_t *t)
 {
     const record_t *r = &t->recs->v[(t->next++ + t->id * 7) % t->recs->n];
     kpending_t *p = malloc(sizeof(*p));
@@ -91,10 +94,26 @@ static void produce_one(kthread_t *t)
         WB_OK) {
         free(value);
         free(p);
+        if (kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            t->deferred++;
+            t->queue_full++;
+            return 1;
+        }
         t->produce_errors++;
-        return;
+        return -1;
     }
     t->outstanding++;
+    return 0;
+}
+
+/* Refills the slots a full queue left empty, while the queue takes them. */
+static void produce_deferred(kthread_t *t)
+{
+    while (t->deferred > 0) {
+        t->deferred--;
+        if (produce_one(t) == 1)
+            break;
+    }
 }
 
 static void on_report(void *opaque, const wb_report_t *rep, void *ctx)
@@ -120,21 +139,41 @@ static void on_report(void *opaque, const wb_report_t *rep, void *ctx)
         }
     }
     free(p);
-    if (ph != PHASE_STOP)
+    if (ph != PHASE_STOP) {
+        produce_deferred(t);
         produce_one(t);
+    }
 }
 
+static atomic_uint ready, failed_start;
+
+/* The loop and the producer are made here, on the thread that runs them: an
+ * h2o socket takes the (thread-local, not thread-safe) buffer allocator of
+ * the thread that creates it. */
 static void *thread_main(void *arg)
 {
     kthread_t *t = arg;
+    t->loop = h2o_evloop_create();
+    t->k = wb_kafka_new(t->cfg, t->bootstrap, t->loop, on_report, t, t->err, sizeof(t->err));
+    if (t->k == NULL) {
+        atomic_fetch_add(&failed_start, 1);
+        atomic_fetch_add(&ready, 1);
+        return NULL;
+    }
+    atomic_fetch_add(&ready, 1);
     for (unsigned i = 0; i < t->inflight; i++)
-        produce_one(t);
+        if (produce_one(t) == 1)
+            break;
+    t->deferred = t->inflight - t->outstanding - (unsigned)t->produce_errors;
     while (atomic_load(&phase) != PHASE_STOP || t->outstanding > 0) {
         h2o_evloop_run(t->loop, 10);
         wb_kafka_poll(t->k);
         if (atomic_load(&phase) == PHASE_STOP && wb_kafka_flush(t->k, 10000) == 0)
             break;
     }
+    /* on this thread too: the socket's buffer goes back to this thread's allocator */
+    wb_kafka_destroy(t->k);
+    h2o_evloop_destroy(t->loop);
     return NULL;
 }
 
@@ -301,16 +340,21 @@ int main(int argc, char **argv)
         t->id = i;
         t->cfg = &cfg;
         t->recs = &recs;
+        t->bootstrap = brokers;
         t->inflight = inflight / nthreads + (i < inflight % nthreads);
-        t->loop = h2o_evloop_create();
-        t->k = wb_kafka_new(&cfg, brokers, t->loop, on_report, t, t->err, sizeof(t->err));
-        if (t->k == NULL) {
-            fprintf(stderr, "kafka-ceiling: %s\n", t->err);
-            return 1;
-        }
     }
+    /* every producer exists before the clock starts */
+    atomic_store(&phase, PHASE_WARMUP);
     for (unsigned i = 0; i < nthreads; i++)
         pthread_create(&threads[i].tid, NULL, thread_main, &threads[i]);
+    while (atomic_load(&ready) < nthreads)
+        sleep_s(0.01);
+    if (atomic_load(&failed_start) > 0) {
+        for (unsigned i = 0; i < nthreads; i++)
+            if (threads[i].k == NULL)
+                fprintf(stderr, "kafka-ceiling: %s\n", threads[i].err);
+        return 1;
+    }
 
     sleep_s(warmup);
     double c0 = cpu_s(), t0 = mono_s();
@@ -321,13 +365,14 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < nthreads; i++)
         pthread_join(threads[i].tid, NULL);
 
-    unsigned long ok = 0, ok_total = 0, failed = 0, perr = 0;
+    unsigned long ok = 0, ok_total = 0, failed = 0, perr = 0, qfull = 0;
     size_t nlat = 0;
     for (unsigned i = 0; i < nthreads; i++) {
         ok += threads[i].ok;
         ok_total += threads[i].ok_total;
         failed += threads[i].failed;
         perr += threads[i].produce_errors;
+        qfull += threads[i].queue_full;
         nlat += threads[i].nlat;
     }
     uint32_t *lat = malloc((nlat ? nlat : 1) * sizeof(*lat));
@@ -339,18 +384,17 @@ int main(int argc, char **argv)
     }
     qsort(lat, nlat, sizeof(*lat), cmp_u32);
 #define PCT(p) (nlat ? lat[(size_t)((double)(nlat - 1) * (p))] / 1000.0 : -1.0)
-    printf("{\"threads\":%u,\"inflight\":%u,\"records\":%zu,\"window_s\":%.3f,\"ok\":%lu,"
-           "\"failed\":%lu,\"produce_errors\":%lu,\"ok_total\":%lu,\"rate\":%.1f,"
-           "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"cpu_ms_per_1k\":%.3f,"
-           "\"vmhwm_kb\":%ld}\n",
-           nthreads, inflight, recs.n, t1 - t0, ok, failed, perr, ok_total, (double)ok / (t1 - t0),
-           PCT(0.50), PCT(0.99), PCT(0.999), ok ? (c1 - c0) * 1e6 / (double)ok : -1.0, vmhwm_kb());
+    printf(
+        "{\"threads\":%u,\"inflight\":%u,\"records\":%zu,\"window_s\":%.3f,\"ok\":%lu,"
+        "\"failed\":%lu,\"produce_errors\":%lu,\"queue_full\":%lu,\"ok_total\":%lu,\"rate\":%.1f,"
+        "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"cpu_ms_per_1k\":%.3f,"
+        "\"vmhwm_kb\":%ld}\n",
+        nthreads, inflight, recs.n, t1 - t0, ok, failed, perr, qfull, ok_total,
+        (double)ok / (t1 - t0), PCT(0.50), PCT(0.99), PCT(0.999),
+        ok ? (c1 - c0) * 1e6 / (double)ok : -1.0, vmhwm_kb());
     fflush(stdout);
-    for (unsigned i = 0; i < nthreads; i++) {
-        wb_kafka_destroy(threads[i].k);
-        h2o_evloop_destroy(threads[i].loop);
+    for (unsigned i = 0; i < nthreads; i++)
         free(threads[i].lat_us);
-    }
     for (size_t i = 0; i < recs.n; i++) {
         free(recs.v[i].key);
         free(recs.v[i].value);
