@@ -2,8 +2,9 @@
 passes (tests/bench/run --smoke). No timing is asserted: figures from a CI
 machine mean nothing, only that every 2xx answer had its record in Kafka.
 
-Environment (set by ctest): WB_SOURCE_DIR, WB_BUILD_DIR. A sanitizer build is
-not reused: the smoke builds its own Release binaries beside it."""
+Environment (set by ctest): WB_SOURCE_DIR, WB_BUILD_DIR, WB_RELEASE_DIR. The
+Release tree (WB_RELEASE_DIR) is used when it has the binaries; a sanitizer
+build is never reused: then the smoke builds its own Release binaries beside it."""
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import sys
 SOURCE_DIR = os.environ.get(
     "WB_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 BUILD_DIR = os.environ.get("WB_BUILD_DIR", "")
+RELEASE_DIR = os.environ.get("WB_RELEASE_DIR", "")
 
 
 def _reusable(build_dir):
@@ -29,7 +31,9 @@ def _reusable(build_dir):
 
 def test_smoke_runs_and_every_2xx_has_its_record():
     args = [sys.executable, os.path.join(SOURCE_DIR, "tests", "bench", "run"), "--smoke"]
-    if _reusable(BUILD_DIR):
+    if _reusable(RELEASE_DIR):
+        args += ["--build-dir", RELEASE_DIR, "--no-build"]
+    elif _reusable(BUILD_DIR):
         args += ["--build-dir", BUILD_DIR, "--no-build"]
     else:
         base = BUILD_DIR or os.path.join(SOURCE_DIR, "build-bench")
