@@ -20,6 +20,7 @@ struct wb_admin {
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
     h2o_socket_t *listener;
+    int listen_fd; /* bound at start-up, wrapped by the admin thread */
     pthread_t tid, probe_tid;
     int started;
     atomic_int stop;
@@ -217,6 +218,7 @@ wb_admin_t *wb_admin_new(const wb_config_t *cfg, struct wb_server *srv, char *er
         return NULL;
     a->cfg = cfg;
     a->srv = srv;
+    a->listen_fd = -1;
     h2o_config_init(&a->globalconf);
     h2o_hostconf_t *host =
         h2o_config_register_host(&a->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
@@ -224,28 +226,39 @@ wb_admin_t *wb_admin_new(const wb_config_t *cfg, struct wb_server *srv, char *er
     add_route(a, host, "/readyz", on_readyz);
     add_route(a, host, "/metrics", on_metrics);
     add_route(a, host, "/", on_other);
-    h2o_context_init(&a->ctx, h2o_evloop_create(), &a->globalconf);
-    a->accept_ctx.ctx = &a->ctx;
-    a->accept_ctx.hosts = a->globalconf.hosts;
-    int fd = wb_server_listen(cfg->admin_listen, 0, err, errsz);
-    if (fd < 0) {
+    if ((a->listen_fd = wb_server_listen(cfg->admin_listen, 0, err, errsz)) < 0) {
         wb_admin_free(a);
         return NULL;
     }
-    a->listener = h2o_evloop_socket_create(a->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-    a->listener->data = a;
-    h2o_socket_read_start(a->listener, on_accept);
     return a;
 }
 
 static void *admin_main(void *arg)
 {
     wb_admin_t *a = arg;
+    /* h2o objects on the thread that runs them (thread-local allocators) */
+    h2o_context_init(&a->ctx, h2o_evloop_create(), &a->globalconf);
+    a->accept_ctx.ctx = &a->ctx;
+    a->accept_ctx.hosts = a->globalconf.hosts;
+    a->listener = h2o_evloop_socket_create(a->ctx.loop, a->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+    a->listen_fd = -1;
+    a->listener->data = a;
+    h2o_socket_read_start(a->listener, on_accept);
     while (!atomic_load(&a->stop))
         h2o_evloop_run(a->ctx.loop, 100);
     h2o_context_request_shutdown(&a->ctx);
     for (int i = 0; i < 200 && wb_server_connections_open(&a->ctx) > 0; i++)
         h2o_evloop_run(a->ctx.loop, 10);
+    /* the h2o objects go on this thread, whose allocator their buffers use */
+    h2o_socket_read_stop(a->listener);
+    h2o_socket_close(a->listener);
+    a->listener = NULL;
+    h2o_evloop_run(a->ctx.loop, 0);
+    if (wb_server_connections_open(&a->ctx) == 0) {
+        h2o_evloop_t *loop = a->ctx.loop;
+        h2o_context_dispose(&a->ctx);
+        h2o_evloop_destroy(loop);
+    }
     return NULL;
 }
 
@@ -288,15 +301,8 @@ void wb_admin_free(wb_admin_t *a)
     if (a == NULL)
         return;
     wb_admin_stop(a);
-    if (a->listener != NULL) {
-        h2o_socket_read_stop(a->listener);
-        h2o_socket_close(a->listener);
-    }
-    if (a->ctx.loop != NULL) {
-        h2o_evloop_t *loop = a->ctx.loop;
-        h2o_context_dispose(&a->ctx);
-        h2o_evloop_destroy(loop);
-    }
+    if (a->listen_fd >= 0)
+        close(a->listen_fd);
     h2o_config_dispose(&a->globalconf);
     free(a);
 }

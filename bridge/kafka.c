@@ -182,15 +182,29 @@ wb_kafka_t *wb_kafka_new(const wb_config_t *cfg, const char *bootstrap, h2o_loop
     }
     if ((k->rk = producer_new(k, err, errsz)) == NULL)
         goto fail;
-    if (loop != NULL) {
-        k->sock = h2o_evloop_socket_create(loop, k->pipefd[0], 0);
-        k->sock->data = k;
-        h2o_socket_read_start(k->sock, on_wakeup);
-    }
+    if (loop != NULL)
+        wb_kafka_attach(k, loop);
     return k;
 fail:
     wb_kafka_destroy(k);
     return NULL;
+}
+
+void wb_kafka_attach(wb_kafka_t *k, h2o_loop_t *loop)
+{
+    k->sock = h2o_evloop_socket_create(loop, k->pipefd[0], 0);
+    k->sock->data = k;
+    h2o_socket_read_start(k->sock, on_wakeup);
+}
+
+void wb_kafka_detach(wb_kafka_t *k)
+{
+    if (k->sock == NULL)
+        return;
+    h2o_socket_read_stop(k->sock);
+    h2o_socket_close(k->sock); /* closes pipefd[0] */
+    k->sock = NULL;
+    k->pipefd[0] = -1;
 }
 
 int wb_kafka_recover(wb_kafka_t *k, char *err, size_t errsz)
@@ -294,11 +308,7 @@ void wb_kafka_destroy(wb_kafka_t *k)
         rd_kafka_queue_destroy(q);
         rd_kafka_destroy(k->rk);
     }
-    if (k->sock != NULL) {
-        h2o_socket_read_stop(k->sock);
-        h2o_socket_close(k->sock); /* closes pipefd[0] */
-        k->pipefd[0] = -1;
-    }
+    wb_kafka_detach(k);
     if (k->pipefd[0] >= 0)
         close(k->pipefd[0]);
     if (k->pipefd[1] >= 0)

@@ -28,7 +28,8 @@ typedef struct wb_kafka wb_kafka_t;
 rd_kafka_conf_t *wb_kafka_conf_new(const wb_config_t *cfg, const char *bootstrap, char *err,
                                    size_t errsz);
 
-/* Creates a producer whose reports wake loop. NULL with err on error. */
+/* Creates a producer whose reports wake loop; loop may be NULL, to attach
+ * later with wb_kafka_attach. NULL with err on error. */
 wb_kafka_t *wb_kafka_new(const wb_config_t *cfg, const char *bootstrap, h2o_loop_t *loop,
                          wb_kafka_report_cb cb, void *cb_ctx, char *err, size_t errsz);
 
@@ -39,6 +40,12 @@ wb_kafka_t *wb_kafka_new(const wb_config_t *cfg, const char *bootstrap, h2o_loop
 int wb_kafka_produce(wb_kafka_t *k, const char *topic, const char *key, size_t key_len, char *value,
                      size_t value_len, const char *reason, void *opaque, rd_kafka_resp_err_t *kerr);
 
+/* Serves the reports on loop from now on. Call on the thread that runs
+ * loop: an h2o socket takes the buffer allocator of the thread that creates
+ * it (h2o_socket_buffer_prototype is thread-local and not thread-safe). */
+void wb_kafka_attach(wb_kafka_t *k, h2o_loop_t *loop);
+/* Closes the wake-up socket, on the loop's thread; the producer stays. */
+void wb_kafka_detach(wb_kafka_t *k);
 /* Serves what is queued (delivery reports, errors) without blocking. */
 void wb_kafka_poll(wb_kafka_t *k);
 /* Waits up to timeout_ms for every record to be reported; returns how many remain. */

@@ -146,9 +146,44 @@ int wb_server_connections_open(h2o_context_t *ctx)
     return n;
 }
 
+/* On the worker's thread: its loop, context, listener and wake-up socket. */
+static void worker_start(wb_worker_t *w)
+{
+    const wb_config_t *cfg = w->cfg;
+    h2o_context_init(&w->ctx, h2o_evloop_create(), w->globalconf);
+    w->accept_ctx.ctx = &w->ctx;
+    w->accept_ctx.hosts = w->globalconf->hosts;
+    for (unsigned i = 0; i < cfg->nproviders; i++)
+        h2o_timeout_init(w->ctx.loop, &w->deadlines[i], cfg->providers[i].deadline_ms);
+    w->listener = h2o_evloop_socket_create(w->ctx.loop, w->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+    w->listen_fd = -1; /* the socket owns it */
+    w->listener->data = w;
+    h2o_socket_read_start(w->listener, on_accept);
+    wb_kafka_attach(w->kafka, w->ctx.loop);
+}
+
+/* On the worker's thread, before it ends: its h2o objects go with it (their
+ * buffers belong to this thread's allocator). The producer stays, for the
+ * admin thread, until wb_server_free. */
+static void worker_stop(wb_worker_t *w)
+{
+    h2o_evloop_t *loop = w->ctx.loop;
+    stop_accepting(w);
+    wb_kafka_detach(w->kafka);
+    h2o_evloop_run(loop, 0); /* let the closed sockets go */
+    for (unsigned p = 0; p < w->cfg->nproviders; p++)
+        h2o_timeout_dispose(loop, &w->deadlines[p]);
+    /* a context with open connections cannot be disposed (h2o asserts) */
+    if (wb_server_connections_open(&w->ctx) > 0)
+        return;
+    h2o_context_dispose(&w->ctx);
+    h2o_evloop_destroy(loop);
+}
+
 static void *worker_main(void *arg)
 {
     wb_worker_t *w = arg;
+    worker_start(w);
     h2o_evloop_t *loop = w->ctx.loop;
     uint64_t drain_deadline = 0;
 
@@ -191,32 +226,26 @@ static void *worker_main(void *arg)
     wb_log_int(&l, "unflushed_records", left);
     wb_log_int(&l, "open_connections", wb_server_connections_open(&w->ctx));
     wb_log_end(&l);
+    worker_stop(w);
     return NULL;
 }
 
 static int worker_init(wb_server_t *srv, wb_worker_t *w, unsigned id, const char *bootstrap,
-                       h2o_hostconf_t **hosts, char *err, size_t errsz)
+                       char *err, size_t errsz)
 {
     const wb_config_t *cfg = srv->cfg;
     w->id = id;
     w->cfg = cfg;
+    w->globalconf = &srv->globalconf;
+    w->listen_fd = -1;
     w->max_inflight = (cfg->max_inflight + srv->nworkers - 1) / srv->nworkers;
     h2o_linklist_init_anchor(&w->pending);
     wb_json_init(&w->json, cfg->max_tokens);
-    h2o_context_init(&w->ctx, h2o_evloop_create(), &srv->globalconf);
-    w->accept_ctx.ctx = &w->ctx;
-    w->accept_ctx.hosts = hosts;
-    for (unsigned i = 0; i < cfg->nproviders; i++)
-        h2o_timeout_init(w->ctx.loop, &w->deadlines[i], cfg->providers[i].deadline_ms);
-    w->kafka = wb_kafka_new(cfg, bootstrap, w->ctx.loop, wb_ingest_on_report, w, err, errsz);
+    w->kafka = wb_kafka_new(cfg, bootstrap, NULL, wb_ingest_on_report, w, err, errsz);
     if (w->kafka == NULL)
         return -1;
-    int fd = wb_server_listen(cfg->listen, 1, err, errsz);
-    if (fd < 0)
+    if ((w->listen_fd = wb_server_listen(cfg->listen, 1, err, errsz)) < 0)
         return -1;
-    w->listener = h2o_evloop_socket_create(w->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-    w->listener->data = w;
-    h2o_socket_read_start(w->listener, on_accept);
     return 0;
 }
 
@@ -242,8 +271,9 @@ wb_server_t *wb_server_new(const wb_config_t *cfg, const char *bootstrap, char *
     if ((srv->workers = calloc(srv->nworkers, sizeof(*srv->workers))) == NULL)
         goto fail;
     for (unsigned i = 0; i < srv->nworkers; i++)
-        if (worker_init(srv, &srv->workers[i], i, bootstrap, srv->globalconf.hosts, err, errsz) !=
-            0)
+        srv->workers[i].listen_fd = -1;
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        if (worker_init(srv, &srv->workers[i], i, bootstrap, err, errsz) != 0)
             goto fail;
     if ((srv->admin = wb_admin_new(cfg, srv, err, errsz)) == NULL)
         goto fail;
@@ -272,20 +302,10 @@ void wb_server_free(wb_server_t *srv)
     wb_admin_free(srv->admin);
     for (unsigned i = 0; srv->workers != NULL && i < srv->nworkers; i++) {
         wb_worker_t *w = &srv->workers[i];
-        if (w->ctx.loop == NULL)
-            continue;
-        stop_accepting(w);
-        wb_kafka_destroy(w->kafka);
-        w->kafka = NULL;
+        if (w->listen_fd >= 0)
+            close(w->listen_fd);
+        wb_kafka_destroy(w->kafka); /* its h2o socket is gone already (worker_stop) */
         wb_json_free(&w->json);
-        for (unsigned p = 0; p < srv->cfg->nproviders; p++)
-            h2o_timeout_dispose(w->ctx.loop, &w->deadlines[p]);
-        /* a context with open connections cannot be disposed (h2o asserts) */
-        if (wb_server_connections_open(&w->ctx) > 0)
-            continue;
-        h2o_evloop_t *loop = w->ctx.loop;
-        h2o_context_dispose(&w->ctx);
-        h2o_evloop_destroy(loop);
     }
     h2o_config_dispose(&srv->globalconf);
     free(srv->workers);

@@ -33,9 +33,13 @@ typedef struct {
     atomic_long inflight;
 } wb_stats_t;
 
+/* A worker's h2o objects (loop, context, sockets) are created on the
+ * worker's own thread: libh2o's socket buffer allocator is thread-local. */
 typedef struct wb_worker {
     unsigned id;
     const wb_config_t *cfg;
+    h2o_globalconf_t *globalconf;
+    int listen_fd; /* bound at start-up, wrapped by the worker's thread */
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
     h2o_socket_t *listener;

@@ -5,6 +5,7 @@ coming over the in-flight bound."""
 import json
 import os
 import re
+import subprocess
 import time
 
 import pytest
@@ -93,3 +94,34 @@ def test_rss_stays_bounded_over_the_inflight_bound():
         print("RSS KiB after each round:", samples)
         # bounded: the later rounds do not keep growing (allow allocator noise)
         assert samples[-1] <= samples[0] + 8 * 1024, samples
+
+
+def test_two_threads_under_keep_alive_load_survive_and_exit_0(tmp_path):
+    """Regression: each worker's h2o objects must be created and destroyed on
+    its own thread (libh2o's socket buffer allocator is thread-local). With
+    the wake-up socket made on the main thread, two threads under wrk crashed
+    within seconds (h2o_buffer_consume assertion, or SIGSEGV)."""
+    script = tmp_path / "post.lua"
+    script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                      'wrk.body = \'{"event":"payment.created","object_id":"p1","pad":"'
+                      + "x" * 900 + '"}\'\n')
+    with harness.Standin() as kafka, harness.Bridge(
+            kafka.bootstrap, binary=harness.RELEASE_BRIDGE, threads=2,
+            env={"BRIDGE_LOG_LEVEL": "warn"}) as bridge:
+        bridge.wait_ready()
+        before = produced_total(kafka)
+        for _ in range(3):
+            out = subprocess.run(["wrk", "-t1", "-c256", "-d4s", "-s", str(script),
+                                  f"{bridge.base}/webhooks/piriod"], capture_output=True,
+                                 text=True, timeout=60)
+            assert out.returncode == 0, out.stderr
+            assert bridge.proc.poll() is None, bridge.stderr()[-2000:]
+            assert "Non-2xx" not in out.stdout, out.stdout
+        m = re.search(r"(\d+) requests in", out.stdout)
+        assert m and int(m.group(1)) > 0
+        assert produced_total(kafka) > before
+    # the context manager asserts exit status 0 after SIGTERM
+
+
+def produced_total(kafka):
+    return harness.total_records(kafka.bootstrap, harness.all_topics(kafka.bootstrap))
