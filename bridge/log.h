@@ -26,6 +26,11 @@ void wb_log_int(wb_log_t *l, const char *key, long long v);
 /* Writes the line (with "truncated":true if a field did not fit). */
 void wb_log_end(wb_log_t *l);
 
+/* From now on, this thread's lines are written in batches (an event loop's
+ * thread); wb_log_flush() writes what waits, at least once per loop turn. */
+void wb_log_batch_begin(void);
+void wb_log_flush(void);
+
 /* A line with a message only. */
 void wb_logf(wb_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -184,12 +184,14 @@ static void *worker_main(void *arg)
 {
     wb_worker_t *w = arg;
     worker_start(w);
+    wb_log_batch_begin();
     h2o_evloop_t *loop = w->ctx.loop;
     uint64_t drain_deadline = 0;
 
     for (;;) {
         h2o_evloop_run(loop, 50);
         wb_kafka_poll(w->kafka); /* in case a wake-up byte was coalesced */
+        wb_log_flush();
         if (wb_kafka_fatal(w->kafka)) {
             char err[256];
             if (wb_kafka_recover(w->kafka, err, sizeof(err)) != WB_OK)
@@ -227,6 +229,7 @@ static void *worker_main(void *arg)
     wb_log_int(&l, "open_connections", wb_server_connections_open(&w->ctx));
     wb_log_end(&l);
     worker_stop(w);
+    wb_log_flush();
     return NULL;
 }
 
