@@ -11,15 +11,33 @@
 #include <string.h>
 #include <time.h>
 
+/* Every record and log line formats a time: gmtime_r and snprintf for the
+ * date part run once per second per thread, the milliseconds are written by
+ * hand. */
 void wb_event_format_ms(int64_t t, char *out, size_t outsz)
 {
-    time_t s = (time_t)(t / 1000);
-    struct tm tm;
-    char tmp[96]; /* room for any int values, so the compiler sees no truncation */
-    gmtime_r(&s, &tm);
-    snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(t % 1000));
-    size_t n = strlen(tmp);
+    static _Thread_local int64_t cached_s = INT64_MIN;
+    static _Thread_local char prefix[80]; /* "2006-01-02T15:04:05" */
+    static _Thread_local size_t prefix_len;
+    int64_t s = t / 1000;
+    int ms = (int)(t % 1000);
+    if (s != cached_s) {
+        time_t ts = (time_t)s;
+        struct tm tm;
+        gmtime_r(&ts, &tm);
+        int n = snprintf(prefix, sizeof(prefix), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        prefix_len = n > 0 ? (size_t)n : 0;
+        cached_s = s;
+    }
+    char tmp[96];
+    memcpy(tmp, prefix, prefix_len);
+    tmp[prefix_len] = '.';
+    tmp[prefix_len + 1] = (char)('0' + ms / 100);
+    tmp[prefix_len + 2] = (char)('0' + ms / 10 % 10);
+    tmp[prefix_len + 3] = (char)('0' + ms % 10);
+    tmp[prefix_len + 4] = 'Z';
+    size_t n = prefix_len + 5;
     if (outsz == 0)
         return;
     if (n >= outsz)
@@ -134,16 +152,32 @@ int wb_event_time(const wb_json_val_t *v, wb_time_format_t fmt, char *out, size_
     return r;
 }
 
+/* A UUID per Piriod record: RAND_bytes costs a DRBG call, locks and a
+ * getpid() each time (OpenSSL 3), so each thread draws 4 KiB at once and
+ * hands out 16 bytes per UUID. Ids are not secrets. */
 static void uuid4(char out[37])
 {
+    static const char hex[] = "0123456789abcdef";
+    static _Thread_local unsigned char pool[4096];
+    static _Thread_local size_t used = sizeof(pool);
     unsigned char u[16];
-    if (RAND_bytes(u, sizeof(u)) != 1)
-        abort(); /* no randomness: a broken machine, not bad input */
+    if (used + sizeof(u) > sizeof(pool)) {
+        if (RAND_bytes(pool, sizeof(pool)) != 1)
+            abort(); /* no randomness: a broken machine, not bad input */
+        used = 0;
+    }
+    memcpy(u, pool + used, sizeof(u));
+    used += sizeof(u);
     u[6] = (unsigned char)((u[6] & 0x0f) | 0x40);
     u[8] = (unsigned char)((u[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
-             u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
-             u[14], u[15]);
+    char *o = out;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *o++ = '-';
+        *o++ = hex[u[i] >> 4];
+        *o++ = hex[u[i] & 15];
+    }
+    *o = '\0';
 }
 
 /* Decodes a string or number at ptr into dst. Returns 1 found, 0 missing
