@@ -9,6 +9,8 @@
 #define H2O_USE_LIBUV 0
 #include <h2o.h>
 
+#include "server.h" /* wb_server_listen: the bridge's own listening socket */
+
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -60,33 +62,6 @@ static int on_other(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
-static int listen_on(const char *addr)
-{
-    char host[256];
-    const char *colon = strrchr(addr, ':');
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
-                    *res = NULL;
-    if (colon == NULL || (size_t)(colon - addr) >= sizeof(host))
-        return -1;
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    if (getaddrinfo(host[0] != '\0' ? host : NULL, colon + 1, &hints, &res) != 0)
-        return -1;
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), on = 1;
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 ||
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0 ||
-        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 4096) != 0) {
-        if (fd >= 0)
-            close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    return fd;
-}
-
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     ceiling_thread_t *t = listener->data;
@@ -131,9 +106,10 @@ int main(int argc, char **argv)
 
     for (int i = 0; i < n; i++) {
         ceiling_thread_t *t = &threads[i];
-        int fd = listen_on(argv[1]);
+        char err[256];
+        int fd = wb_server_listen(argv[1], 1, err, sizeof(err));
         if (fd < 0) {
-            fprintf(stderr, "%s: cannot listen on %s: %m\n", argv[0], argv[1]);
+            fprintf(stderr, "%s: cannot listen: %s\n", argv[0], err);
             return 1;
         }
         h2o_context_init(&t->ctx, h2o_evloop_create(), &globalconf);
