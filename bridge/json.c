@@ -475,7 +475,7 @@ static wb_json_val_t val_missing(void)
     return v;
 }
 
-static wb_json_val_t val_at(const wb_json_t *js, unsigned i)
+wb_json_val_t wb_json_token(const wb_json_t *js, unsigned i)
 {
     wb_json_val_t v = val_missing();
     if (js->doc == NULL || i >= js->ntoks)
@@ -515,7 +515,7 @@ static wb_json_val_t val_at(const wb_json_t *js, unsigned i)
 
 wb_json_val_t wb_json_root(const wb_json_t *js)
 {
-    return val_at(js, 0);
+    return wb_json_token(js, 0);
 }
 
 /* The index of the token after token i and everything nested in it. */
@@ -712,7 +712,7 @@ wb_json_val_t wb_json_get(const wb_json_t *js, const char *ptr)
             return val_missing();
         }
     }
-    return val_at(js, cur);
+    return wb_json_token(js, cur);
 }
 
 /* ---- decode and write ---- */

@@ -54,6 +54,10 @@ int wb_json_parse(wb_json_t *js, const char *doc, size_t len, unsigned max_depth
 /* The root value of the last parsed document. */
 wb_json_val_t wb_json_root(const wb_json_t *js);
 
+/* The value of token i (in document order) of the last parsed document;
+ * kind is WB_JSON_MISSING past the last token. For tests and the fuzzer. */
+wb_json_val_t wb_json_token(const wb_json_t *js, unsigned i);
+
 /* Looks up an RFC 6901 JSON Pointer ("" = root, "/a/b/0", "~0" and "~1"
  * escapes, array indices) in the last parsed document; kind is
  * WB_JSON_MISSING when nothing is there. ptr is NUL-terminated. */

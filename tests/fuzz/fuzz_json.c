@@ -104,29 +104,6 @@ static void check_write(const char *p, size_t len, int roundtrip)
     wb_buf_free(&w);
 }
 
-static wb_json_val_t val_of(const wb_json_t *js, unsigned i)
-{
-    const jsmntok_t *t = (const jsmntok_t *)js->toks + i;
-    wb_json_val_t v = {WB_JSON_MISSING, {js->doc + t->start, (size_t)(t->end - t->start)}, (int)i};
-    switch (t->type) {
-    case JSMN_OBJECT:
-        v.kind = WB_JSON_OBJECT;
-        break;
-    case JSMN_ARRAY:
-        v.kind = WB_JSON_ARRAY;
-        break;
-    case JSMN_STRING:
-        v.kind = WB_JSON_STRING;
-        break;
-    default:
-        v.kind = js->doc[t->start] == 't'   ? WB_JSON_TRUE
-                 : js->doc[t->start] == 'f' ? WB_JSON_FALSE
-                 : js->doc[t->start] == 'n' ? WB_JSON_NULL
-                                            : WB_JSON_NUMBER;
-    }
-    return v;
-}
-
 /* Appends the pointer of value token i (its parent chain, root first) to
  * ptr; 0 if a name holds a NUL, which a C string pointer cannot carry. */
 static int build_pointer(const wb_json_t *js, const int *index, unsigned i, wb_buf_t *ptr)
@@ -147,7 +124,7 @@ static int build_pointer(const wb_json_t *js, const int *index, unsigned i, wb_b
         return 0;
     wb_buf_t name;
     wb_buf_init(&name, SIZE_MAX);
-    wb_json_val_t key = val_of(js, (unsigned)parent);
+    wb_json_val_t key = wb_json_token(js, (unsigned)parent);
     CHECK(wb_json_decode(&key, &name) == WB_OK);
     int ok = memchr(name.p != NULL ? name.p : "", '\0', name.len) == NULL;
     CHECK(wb_buf_appendc(ptr, '/') == WB_OK);
@@ -194,7 +171,7 @@ static int has_duplicate_names(const wb_json_t *js)
         int parent = toks[i].parent;
         if (parent < 0 || toks[parent].type != JSMN_OBJECT)
             continue;
-        wb_json_val_t key = val_of(js, i);
+        wb_json_val_t key = wb_json_token(js, i);
         names[n].obj = parent;
         names[n].off = all.len;
         CHECK(wb_json_decode(&key, &all) == WB_OK);
@@ -226,11 +203,10 @@ static void check_document(const wb_json_t *js)
     wb_buf_init(&ptr, SIZE_MAX);
     for (unsigned i = 0; i < n; i++) {
         int parent = toks[i].parent;
-        CHECK(toks[i].start >= 0 && toks[i].end >= toks[i].start &&
-              (size_t)toks[i].end <= js->len);
+        CHECK(toks[i].start >= 0 && toks[i].end >= toks[i].start && (size_t)toks[i].end <= js->len);
         if (parent >= 0 && toks[parent].type == JSMN_ARRAY)
             index[i] = nth[parent]++;
-        wb_json_val_t v = val_of(js, i);
+        wb_json_val_t v = wb_json_token(js, i);
 
         wb_buf_reset(&d);
         int rc = wb_json_decode(&v, &d);
@@ -299,8 +275,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             CHECK(is_ws(doc[k]));
         check_document(&js);
 
-        static const char *const ptrs[] = {"",  "/",   "/a",  "/0",  "/0/0", "/a/b", "/~0",
-                                           "/~1", "/a~1b", "/01", "/-", "/1",  "/~",   "//"};
+        static const char *const ptrs[] = {"",    "/",     "/a",  "/0", "/0/0", "/a/b", "/~0",
+                                           "/~1", "/a~1b", "/01", "/-", "/1",   "/~",   "//"};
         for (size_t k = 0; k < sizeof(ptrs) / sizeof(ptrs[0]); k++) {
             wb_json_val_t v = wb_json_get(&js, ptrs[k]);
             CHECK(v.kind == WB_JSON_MISSING || (v.tok >= 0 && (unsigned)v.tok < js.ntoks));
