@@ -118,6 +118,19 @@ int wb_buf_printf(wb_buf_t *b, const char *fmt, ...)
     return WB_OK;
 }
 
+int wb_buf_append_int(wb_buf_t *b, long long v)
+{
+    char tmp[24], *e = tmp + sizeof(tmp), *d = e;
+    /* unsigned arithmetic: -LLONG_MIN does not fit a long long */
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do
+        *--d = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0)
+        *--d = '-';
+    return wb_buf_append(b, d, (size_t)(e - d));
+}
+
 char *wb_buf_steal(wb_buf_t *b, size_t *len)
 {
     char *p = b->p;

@@ -51,6 +51,8 @@ int wb_buf_reserve(wb_buf_t *b, size_t extra);
 int wb_buf_append(wb_buf_t *b, const void *p, size_t len);
 int wb_buf_appendc(wb_buf_t *b, char c);
 int wb_buf_printf(wb_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends v in decimal (no printf: it is on the path of every answer). */
+int wb_buf_append_int(wb_buf_t *b, long long v);
 /* Hands p to the caller (to free()); the buffer is empty afterwards. */
 char *wb_buf_steal(wb_buf_t *b, size_t *len);
 

@@ -189,8 +189,12 @@ static void *worker_main(void *arg)
     uint64_t drain_deadline = 0;
 
     for (;;) {
+        /* Delivery reports are served only by the wake-up socket's callback,
+         * inside the loop, so that an answer's write completion runs in the
+         * same turn (ingest.c keep_reading relies on it). librdkafka writes
+         * a wake-up byte each time its queue is non-empty after a poll: none
+         * is lost. */
         h2o_evloop_run(loop, 50);
-        wb_kafka_poll(w->kafka); /* in case a wake-up byte was coalesced */
         wb_log_flush();
         if (wb_kafka_fatal(w->kafka)) {
             char err[256];

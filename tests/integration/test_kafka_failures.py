@@ -142,6 +142,60 @@ def test_clients_gone_before_the_report_leave_no_dangling_request(tmp_path):
         bridge.check_sanitizers()
 
 
+def read_answers(sock, n, timeout=20):
+    """n HTTP/1.1 answers read off sock, in order: (status, JSON body)."""
+    sock.settimeout(timeout)
+    buf, answers = b"", []
+    while len(answers) < n:
+        while b"\r\n\r\n" not in buf:
+            chunk = sock.recv(65536)
+            assert chunk, f"connection closed after {len(answers)} answers"
+            buf += chunk
+        head, buf = buf.split(b"\r\n\r\n", 1)
+        length = int([l.split(b":", 1)[1] for l in head.split(b"\r\n")
+                      if l.lower().startswith(b"content-length:")][0])
+        while len(buf) < length:
+            chunk = sock.recv(65536)
+            assert chunk, "connection closed inside a body"
+            buf += chunk
+        answers.append((int(head.split(b" ", 2)[1]), json.loads(buf[:length])))
+        buf = buf[length:]
+    return answers
+
+
+def test_pipelined_requests_while_the_first_waits_are_answered_in_order():
+    """HTTP/1.1 requests sent before the first one's answer, while its record
+    waits for a slow broker: bytes arrive on a connection whose answer is
+    pending (ingest.c keeps reading it then), one request small enough to
+    share the input buffer and one large enough to make h2o grow it. Each is
+    answered in order, with its own record (read back), and under ASan no
+    freed request memory is touched."""
+    with harness.Standin() as kafka, harness.Bridge(kafka.bootstrap) as bridge:
+        bridge.wait_ready()
+        assert bridge.post("piriod", PIRIOD).status_code == 200
+        kafka.cmd("rtt all 400")
+        bodies = [json.dumps({"event": "payment.created", "object_id": f"pay_{i}",
+                              "pad": "x" * size}).encode()
+                  for i, size in enumerate((10, 100, 20000, 10))]
+        s = raw_request(bridge.port, bodies[0])
+        time.sleep(0.15)  # the first one now waits for its report
+        for b in bodies[1:]:
+            s.sendall(b"POST /webhooks/piriod HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                      % (len(b), b))
+            time.sleep(0.05)
+        answers = read_answers(s, len(bodies))
+        s.close()
+        kafka.cmd("rtt all 0")
+        assert [st for st, _ in answers] == [200] * len(bodies), answers
+        assert len({(a["partition"], a["offset"], a["topic"]) for _, a in answers}) == len(bodies)
+        for (_, a), body in zip(answers, bodies):
+            m = harness.read_at(kafka.bootstrap, a["topic"], a["partition"], a["offset"])
+            assert json.loads(m.value())["data"] == json.loads(body)
+        assert bridge.metrics()["webhook_bridge_inflight_requests"] == 0
+        bridge.check_sanitizers()
+
+
 def test_fatal_idempotence_error_replaces_the_producer():
     """OUT_OF_ORDER_SEQUENCE_NUMBER is fatal to an idempotent producer: the
     request gets a 503, the producer is replaced, the next ones get 200."""
