@@ -131,6 +131,17 @@ int wb_buf_append_int(wb_buf_t *b, long long v)
     return wb_buf_append(b, d, (size_t)(e - d));
 }
 
+void wb_buf_fit(wb_buf_t *b)
+{
+    if (b->p == NULL || b->cap - b->len < 256)
+        return;
+    char *np = realloc(b->p, b->len > 0 ? b->len : 1);
+    if (np != NULL) {
+        b->p = np;
+        b->cap = b->len > 0 ? b->len : 1;
+    }
+}
+
 char *wb_buf_steal(wb_buf_t *b, size_t *len)
 {
     char *p = b->p;

@@ -53,6 +53,9 @@ int wb_buf_appendc(wb_buf_t *b, char c);
 int wb_buf_printf(wb_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends v in decimal (no printf: it is on the path of every answer). */
 int wb_buf_append_int(wb_buf_t *b, long long v);
+/* Gives back unused capacity (in place: glibc shrinks without a copy), for a
+ * buffer that is kept a while, e.g. a record until its delivery report. */
+void wb_buf_fit(wb_buf_t *b);
 /* Hands p to the caller (to free()); the buffer is empty afterwards. */
 char *wb_buf_steal(wb_buf_t *b, size_t *len);
 

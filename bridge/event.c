@@ -374,6 +374,8 @@ int wb_event_build(const wb_config_t *cfg, const wb_provider_t *prov, const wb_j
         r = wb_json_write_string(b, js->doc, js->len);
     if (r != WB_OK || (r = wb_buf_appendc(b, '}')) != WB_OK)
         return r;
+    /* it waits for its delivery report: up to 10,000 at once */
+    wb_buf_fit(b);
     return WB_OK;
 }
 

@@ -366,6 +366,8 @@ static wb_event_t *build_len(fx_t *f, const wb_provider_t *prov, const char *bod
     if (r != WB_OK)
         fail_msg("the record is not JSON (%s): %.*s", err, (int)f->ev.value.len, f->ev.value.p);
     assert_int_equal(wb_json_root(&rec_js).kind, WB_JSON_OBJECT);
+    /* the record waits for its report (up to 10,000 at once): no slack kept */
+    assert_true(f->ev.value.cap - f->ev.value.len < 256);
     return &f->ev;
 }
 
