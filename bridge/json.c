@@ -1,8 +1,10 @@
 /* json.c - strict RFC 8259 validation, JSON Pointer lookup, string decoding
  * and a bounded JSON string writer.
  * Owns: the decision of validity (validate() below, the only judge), the
- * token array of a wb_json_t. jsmn only tokenizes text already accepted.
- * Never recurses on input depth; never allocates once the array has grown. */
+ * token array of a wb_json_t, written by the validator in the same pass, in
+ * the layout of jsmn's tokens (jsmn.h gives the type; jsmn itself does not
+ * run: the fuzzer compares the two). Never recurses on input depth; never
+ * allocates once the arrays have grown. */
 #include "json.h"
 
 #include <limits.h>
@@ -10,11 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Parent links are not optional: without them jsmn looks for the enclosing
- * container by scanning back over every earlier token, at each ',' after a
- * member and each closing bracket, which is quadratic ({"a":1,"a":1,...} of
- * 240 KB took a second). With them each step is bounded by the depth. */
-#define JSMN_STATIC
+/* The token layout: jsmn's with parent links (each token knows its parent). */
+#define JSMN_HEADER
 #define JSMN_STRICT
 #define JSMN_PARENT_LINKS
 #include <jsmn.h>
@@ -32,11 +31,12 @@ void wb_json_init(wb_json_t *js, unsigned max_tokens)
 void wb_json_free(wb_json_t *js)
 {
     free(js->toks);
+    free(js->stack);
     wb_json_init(js, js->max_tokens);
 }
 
-/* Grows the token array (doubling, at most max_tokens) to hold need tokens.
- * realloc keeps the contents: the validator keeps its stack there. */
+/* Grows the token array (doubling, at most max_tokens) to hold need tokens;
+ * realloc keeps the tokens already written. */
 static int grow(wb_json_t *js, unsigned need)
 {
     if (need <= js->cap)
@@ -283,13 +283,15 @@ static int scan_literal(scan_t *sc, const char *lit, size_t litlen)
     return 0;
 }
 
-/* A member name and its ':' (whitespace around skipped). */
-static int scan_key(scan_t *sc)
+/* A member name and its ':' (whitespace around skipped); the name's token
+ * ends at its closing quote. */
+static int scan_key(scan_t *sc, jsmntok_t *name)
 {
     if (sc->pos >= sc->len || sc->s[sc->pos] != '"')
         return fail(sc, sc->pos, "syntax error");
     if (scan_string(sc) != 0)
         return -1;
+    name->end = (int)sc->pos - 1;
     skip_ws(sc);
     if (sc->pos >= sc->len || sc->s[sc->pos] != ':')
         return fail(sc, sc->pos, "syntax error");
@@ -298,23 +300,58 @@ static int scan_key(scan_t *sc)
     return 0;
 }
 
-/* Decides whether doc is one JSON text, iteratively. The stack of open
- * containers (one byte each: the closer expected) lives in the token array,
- * which is free until jsmn runs: depth d means at least d tokens, so it never
- * needs more room than the tokens themselves will. On success, [*rstart,
- * *rend) is the root value and *ntok the number of tokens (values and keys). */
-static int validate(wb_json_t *js, const char *doc, size_t len, unsigned max_depth, size_t *rstart,
-                    size_t *rend, unsigned *ntok, char *err, size_t errsz)
+/* Appends token idx (idx == the tokens so far) of the given type at start,
+ * attached to parent (-1 for the root), whose size it counts as jsmn does:
+ * an object counts its names, an array its elements, a name its value. */
+static int put_tok(wb_json_t *js, unsigned idx, jsmntype_t type, size_t start, int parent)
+{
+    int rc;
+    if (idx >= js->cap && (rc = grow(js, idx + 1)) != WB_OK)
+        return rc;
+    jsmntok_t *toks = js->toks;
+    toks[idx].type = type;
+    toks[idx].start = (int)start;
+    toks[idx].end = -1;
+    toks[idx].size = 0;
+    toks[idx].parent = parent;
+    if (parent >= 0)
+        toks[parent].size++;
+    return WB_OK;
+}
+
+/* Grows the stack of open containers to hold depth + 1 (depth < max_depth). */
+static int grow_stack(wb_json_t *js, unsigned depth)
+{
+    if (depth < js->stack_cap)
+        return WB_OK;
+    unsigned ncap = js->stack_cap != 0 ? js->stack_cap * 2 : 16;
+    while (ncap <= depth)
+        ncap *= 2;
+    unsigned *p = realloc(js->stack, (size_t)ncap * sizeof(*p));
+    if (p == NULL)
+        return WB_ERR_NOMEM;
+    js->stack = p;
+    js->stack_cap = ncap;
+    return WB_OK;
+}
+
+/* Decides whether doc is one JSON text, iteratively, and writes its tokens
+ * as it goes (the layout jsmn gives with JSMN_PARENT_LINKS, in document
+ * order), so that the text is read once. The stack holds the token index of
+ * each open container. On success *ntok is the number of tokens (values and
+ * names). */
+static int validate(wb_json_t *js, const char *doc, size_t len, unsigned max_depth, unsigned *ntok,
+                    char *err, size_t errsz)
 {
     scan_t sc = {(const unsigned char *)doc, len, 0, NULL};
     const unsigned char *s = sc.s;
     unsigned depth = 0, count = 0;
+    int super = -1; /* what the next value belongs to: array, name, or -1 */
     int rc;
 
     skip_ws(&sc);
     if (sc.pos == len)
         return wb_errf(err, errsz, WB_ERR_JSON, "empty document at byte %zu", sc.pos);
-    *rstart = sc.pos;
     for (;;) {
         /* a value starts at sc.pos */
         if (sc.pos >= len) {
@@ -328,51 +365,60 @@ static int validate(wb_json_t *js, const char *doc, size_t len, unsigned max_dep
                            max_depth, sc.pos);
         if (count >= js->max_tokens)
             goto too_many;
-        count++;
+        unsigned tok = count++;
+        size_t start = sc.pos;
         if (open) {
-            if ((rc = grow(js, depth / (unsigned)sizeof(jsmntok_t) + 1)) != WB_OK)
+            if ((rc = grow_stack(js, depth)) != WB_OK ||
+                (rc = put_tok(js, tok, c == '{' ? JSMN_OBJECT : JSMN_ARRAY, start, super)) !=
+                    WB_OK)
                 return wb_errf(err, errsz, rc, "token array: %s", wb_err2str(rc));
-            char *stack = js->toks;
-            stack[depth++] = c == '{' ? '}' : ']';
+            js->stack[depth++] = tok;
             sc.pos++;
             skip_ws(&sc);
-            if (sc.pos < len && s[sc.pos] == (unsigned char)stack[depth - 1]) {
+            if (sc.pos < len && s[sc.pos] == (c == '{' ? '}' : ']')) {
                 depth--;
                 sc.pos++;
+                ((jsmntok_t *)js->toks)[tok].end = (int)sc.pos;
             } else {
+                super = (int)tok;
                 if (c == '{') {
                     if (count >= js->max_tokens)
                         goto too_many;
-                    count++;
-                    if (scan_key(&sc) != 0)
+                    if ((rc = put_tok(js, count, JSMN_STRING, sc.pos + 1, super)) != WB_OK)
+                        return wb_errf(err, errsz, rc, "token array: %s", wb_err2str(rc));
+                    super = (int)count++;
+                    if (scan_key(&sc, (jsmntok_t *)js->toks + super) != 0)
                         goto syntax;
                 }
                 continue;
             }
-        } else if (c == '"') {
-            if (scan_string(&sc) != 0)
-                goto syntax;
-        } else if (c == '-' || is_digit(c)) {
-            if (scan_number(&sc) != 0)
-                goto syntax;
-        } else if (c == 't') {
-            if (scan_literal(&sc, "true", 4) != 0)
-                goto syntax;
-        } else if (c == 'f') {
-            if (scan_literal(&sc, "false", 5) != 0)
-                goto syntax;
-        } else if (c == 'n') {
-            if (scan_literal(&sc, "null", 4) != 0)
-                goto syntax;
         } else {
-            fail(&sc, sc.pos, "syntax error");
-            goto syntax;
+            jsmntype_t type = JSMN_PRIMITIVE;
+            if (c == '"') {
+                type = JSMN_STRING;
+                start++;
+                rc = scan_string(&sc);
+            } else if (c == '-' || is_digit(c)) {
+                rc = scan_number(&sc);
+            } else if (c == 't') {
+                rc = scan_literal(&sc, "true", 4);
+            } else if (c == 'f') {
+                rc = scan_literal(&sc, "false", 5);
+            } else if (c == 'n') {
+                rc = scan_literal(&sc, "null", 4);
+            } else {
+                rc = fail(&sc, sc.pos, "syntax error");
+            }
+            if (rc != 0)
+                goto syntax;
+            if ((rc = put_tok(js, tok, type, start, super)) != WB_OK)
+                return wb_errf(err, errsz, rc, "token array: %s", wb_err2str(rc));
+            ((jsmntok_t *)js->toks)[tok].end = (int)(sc.pos - (type == JSMN_STRING));
         }
 
         /* after a value: close containers, or a ',' and the next value */
         for (;;) {
             if (depth == 0) {
-                *rend = sc.pos;
                 skip_ws(&sc);
                 if (sc.pos != len) {
                     fail(&sc, sc.pos, "trailing data");
@@ -381,15 +427,18 @@ static int validate(wb_json_t *js, const char *doc, size_t len, unsigned max_dep
                 *ntok = count;
                 return WB_OK;
             }
-            const char *stack = js->toks;
+            jsmntok_t *toks = js->toks;
+            unsigned top = js->stack[depth - 1];
+            int is_obj = toks[top].type == JSMN_OBJECT;
             skip_ws(&sc);
             if (sc.pos >= len) {
                 fail(&sc, sc.pos, "unexpected end");
                 goto syntax;
             }
-            if (s[sc.pos] == (unsigned char)stack[depth - 1]) {
+            if (s[sc.pos] == (is_obj ? '}' : ']')) {
                 depth--;
                 sc.pos++;
+                toks[top].end = (int)sc.pos;
                 continue;
             }
             if (s[sc.pos] != ',') {
@@ -398,11 +447,14 @@ static int validate(wb_json_t *js, const char *doc, size_t len, unsigned max_dep
             }
             sc.pos++;
             skip_ws(&sc);
-            if (stack[depth - 1] == '}') {
+            super = (int)top;
+            if (is_obj) {
                 if (count >= js->max_tokens)
                     goto too_many;
-                count++;
-                if (scan_key(&sc) != 0)
+                if ((rc = put_tok(js, count, JSMN_STRING, sc.pos + 1, super)) != WB_OK)
+                    return wb_errf(err, errsz, rc, "token array: %s", wb_err2str(rc));
+                super = (int)count++;
+                if (scan_key(&sc, (jsmntok_t *)js->toks + super) != 0)
                     goto syntax;
             }
             break;
@@ -421,46 +473,16 @@ too_many:
 int wb_json_parse(wb_json_t *js, const char *doc, size_t len, unsigned max_depth, char *err,
                   size_t errsz)
 {
-    size_t rstart = 0, rend = 0;
     unsigned ntok = 0;
     int rc;
 
     js->ntoks = 0;
     js->doc = NULL;
     js->len = 0;
-    if (len >= INT_MAX) /* jsmn keeps offsets in int */
+    if (len >= INT_MAX) /* tokens keep offsets in int */
         return wb_errf(err, errsz, WB_ERR_TOO_LARGE, "document of %zu bytes", len);
-    if ((rc = validate(js, doc, len, max_depth, &rstart, &rend, &ntok, err, errsz)) != WB_OK)
+    if ((rc = validate(js, doc, len, max_depth, &ntok, err, errsz)) != WB_OK)
         return rc;
-
-    if (doc[rstart] == '{' || doc[rstart] == '[') {
-        jsmn_parser parser;
-        int r;
-        jsmn_init(&parser);
-        /* Resumable: on NOMEM jsmn has not moved past the token it wanted. */
-        while ((r = jsmn_parse(&parser, doc, rend, js->toks, js->cap)) == JSMN_ERROR_NOMEM) {
-            if ((rc = grow(js, js->cap + 1)) != WB_OK)
-                return wb_errf(err, errsz, rc, "token array: %s", wb_err2str(rc));
-        }
-        /* The validator counted the tokens jsmn must produce; anything else is
-         * a bug here, reported as an error rather than trusted. */
-        if (r < 0 || (unsigned)r != ntok)
-            return wb_errf(err, errsz, WB_ERR_JSON,
-                           "internal error: tokenizer disagrees (%d, %u) at byte %u", r, ntok,
-                           parser.pos);
-    } else {
-        /* jsmn (strict) wants a delimiter after a primitive: a scalar root is
-         * one token, filled here. */
-        if ((rc = grow(js, 1)) != WB_OK)
-            return wb_errf(err, errsz, rc, "token array: %s", wb_err2str(rc));
-        jsmntok_t *t = js->toks;
-        int quoted = doc[rstart] == '"';
-        t->type = quoted ? JSMN_STRING : JSMN_PRIMITIVE;
-        t->start = (int)rstart + quoted;
-        t->end = (int)rend - quoted;
-        t->size = 0;
-        t->parent = -1;
-    }
     js->ntoks = ntok;
     js->doc = doc;
     js->len = len;

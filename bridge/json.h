@@ -1,8 +1,8 @@
 /* json.h - strict RFC 8259 validation, field lookup by JSON Pointer, string
  * decoding, and a JSON string writer.
- * jsmn tokenizes; json.c decides validity exactly as RFC 8259 does (UTF-8
- * only, one value, no trailing bytes, valid escapes and numbers, a depth
- * limit). Nothing here allocates per call once a wb_json_t has grown. */
+ * One pass decides validity exactly as RFC 8259 does (UTF-8 only, one value,
+ * no trailing bytes, valid escapes and numbers, a depth limit) and writes the
+ * tokens (jsmn's layout). Nothing here allocates per call once a wb_json_t has grown. */
 #ifndef WB_JSON_H
 #define WB_JSON_H
 
@@ -31,6 +31,8 @@ typedef struct {
  * kept between documents. One per worker thread; not thread-safe. */
 typedef struct {
     void *toks;          /* jsmntok_t[], owned */
+    unsigned *stack;     /* open containers' token indices while parsing, owned */
+    unsigned stack_cap;
     unsigned cap;        /* tokens allocated */
     unsigned max_tokens; /* hard cap */
     unsigned ntoks;      /* tokens of the last parsed document */
