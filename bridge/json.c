@@ -11,6 +11,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* The token layout: jsmn's with parent links (each token knows its parent). */
 #define JSMN_HEADER
@@ -31,6 +34,7 @@ void wb_json_init(wb_json_t *js, unsigned max_tokens)
 void wb_json_free(wb_json_t *js)
 {
     free(js->toks);
+    free(js->next);
     free(js->stack);
     wb_json_init(js, js->max_tokens);
 }
@@ -55,6 +59,10 @@ static int grow(wb_json_t *js, unsigned need)
     if (p == NULL)
         return WB_ERR_NOMEM;
     js->toks = p;
+    unsigned *q = realloc(js->next, (size_t)ncap * sizeof(*q));
+    if (q == NULL)
+        return WB_ERR_NOMEM; /* cap unchanged: both arrays hold at least cap */
+    js->next = q;
     js->cap = ncap;
     return WB_OK;
 }
@@ -141,6 +149,33 @@ static int plain8(const unsigned char *p)
     return ((((q - ones) & ~q) | ((b - ones) & ~b) | (w - ones * 0x20) | w) & high) == 0;
 }
 
+/* The index of the first byte at or after i that is below 0x20, '"', '\\' or
+ * above 0x7f, or n: what a string scan must look at; the rest is skipped 16
+ * (SSE2) or 8 bytes at a time. */
+static size_t plain_run(const unsigned char *s, size_t i, size_t n)
+{
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
+                  space = _mm_set1_epi8(0x20);
+    while (n - i >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        /* signed compare: bytes above 0x7f are negative, so one compare finds
+         * them and the control bytes */
+        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                                 _mm_cmplt_epi8(v, space));
+        unsigned bits = (unsigned)_mm_movemask_epi8(m);
+        if (bits != 0)
+            return i + (size_t)__builtin_ctz(bits);
+        i += 16;
+    }
+#endif
+    while (n - i >= 8 && plain8(s + i))
+        i += 8;
+    while (i < n && s[i] >= 0x20 && s[i] < 0x80 && s[i] != '"' && s[i] != '\\')
+        i++;
+    return i;
+}
+
 static int is_digit(unsigned c)
 {
     return c >= '0' && c <= '9';
@@ -190,8 +225,7 @@ static int scan_string(scan_t *sc)
     size_t n = sc->len, i = sc->pos + 1, bad;
 
     for (;;) {
-        while (n - i >= 8 && plain8(s + i))
-            i += 8;
+        i = plain_run(s, i, n);
         if (i >= n)
             return fail(sc, i, "unterminated string");
         unsigned c = s[i];
@@ -228,6 +262,17 @@ static int scan_string(scan_t *sc)
             return fail(sc, i, "control character in string");
         if (c < 0x80) {
             i++;
+            continue;
+        }
+        /* the common sequences, whose every continuation byte may be 80..BF
+         * (C2..DF: 2 bytes; E1..EC, EE, EF: 3); utf8_seq judges the rest */
+        if (c <= 0xDF && c >= 0xC2 && n - i >= 2 && (s[i + 1] & 0xC0) == 0x80) {
+            i += 2;
+            continue;
+        }
+        if (c >= 0xE1 && c <= 0xEF && c != 0xED && n - i >= 3 && (s[i + 1] & 0xC0) == 0x80 &&
+            (s[i + 2] & 0xC0) == 0x80) {
+            i += 3;
             continue;
         }
         size_t m = utf8_seq(s + i, n - i, &bad);
@@ -303,7 +348,8 @@ static int scan_key(scan_t *sc, jsmntok_t *name)
 /* Appends token idx (idx == the tokens so far) of the given type at start,
  * attached to parent (-1 for the root), whose size it counts as jsmn does:
  * an object counts its names, an array its elements, a name its value. */
-static int put_tok(wb_json_t *js, unsigned idx, jsmntype_t type, size_t start, int parent)
+static inline int put_tok(wb_json_t *js, unsigned idx, jsmntype_t type, size_t start,
+                          int parent)
 {
     int rc;
     if (idx >= js->cap && (rc = grow(js, idx + 1)) != WB_OK)
@@ -314,6 +360,7 @@ static int put_tok(wb_json_t *js, unsigned idx, jsmntype_t type, size_t start, i
     toks[idx].end = -1;
     toks[idx].size = 0;
     toks[idx].parent = parent;
+    js->next[idx] = idx + 1; /* a container's is set when it closes */
     if (parent >= 0)
         toks[parent].size++;
     return WB_OK;
@@ -439,6 +486,7 @@ static int validate(wb_json_t *js, const char *doc, size_t len, unsigned max_dep
                 depth--;
                 sc.pos++;
                 toks[top].end = (int)sc.pos;
+                js->next[top] = count;
                 continue;
             }
             if (s[sc.pos] != ',') {
@@ -541,12 +589,9 @@ wb_json_val_t wb_json_root(const wb_json_t *js)
 }
 
 /* The index of the token after token i and everything nested in it. */
-static unsigned skip(const jsmntok_t *toks, unsigned ntoks, unsigned i)
+static unsigned skip(const wb_json_t *js, unsigned i)
 {
-    unsigned j = i + 1;
-    while (j < ntoks && toks[j].start < toks[i].end)
-        j++;
-    return j;
+    return js->next[i];
 }
 
 static size_t utf8_put(uint32_t cp, unsigned char *out)
@@ -718,7 +763,7 @@ wb_json_val_t wb_json_get(const wb_json_t *js, const char *ptr)
                 const jsmntok_t *key = &toks[i];
                 if (key_equals(js->doc + key->start, (size_t)(key->end - key->start), ref, rlen))
                     found = i + 1;
-                i = skip(toks, js->ntoks, i + 1);
+                i = skip(js, i + 1);
             }
             if (found == 0)
                 return val_missing();
@@ -728,7 +773,7 @@ wb_json_val_t wb_json_get(const wb_json_t *js, const char *ptr)
             if (!parse_index(ref, rlen, (unsigned)t->size, &idx))
                 return val_missing();
             while (idx-- > 0)
-                i = skip(toks, js->ntoks, i);
+                i = skip(js, i);
             cur = i;
         } else {
             return val_missing();

@@ -31,6 +31,7 @@ typedef struct {
  * kept between documents. One per worker thread; not thread-safe. */
 typedef struct {
     void *toks;          /* jsmntok_t[], owned */
+    unsigned *next;      /* [i]: the token after token i's subtree, owned */
     unsigned *stack;     /* open containers' token indices while parsing, owned */
     unsigned stack_cap;
     unsigned cap;        /* tokens allocated */
