@@ -840,8 +840,7 @@ int wb_json_write_string(wb_buf_t *out, const char *p, size_t len)
         /* the longest run that needs no change */
         size_t j = i;
         for (;;) {
-            while (len - j >= 8 && plain8(s + j))
-                j += 8;
+            j = plain_run(s, j, len);
             if (j == len)
                 break;
             unsigned c = s[j];
