@@ -97,6 +97,10 @@ int wb_buf_append(wb_buf_t *b, const void *p, size_t len)
 
 int wb_buf_appendc(wb_buf_t *b, char c)
 {
+    if (b->len < b->cap) { /* cap never exceeds max: no check to redo */
+        b->p[b->len++] = c;
+        return WB_OK;
+    }
     return wb_buf_append(b, &c, 1);
 }
 

@@ -193,6 +193,17 @@ static int get_field(const wb_json_t *js, const char *ptr, const char *what, cha
         snprintf(reason, reasonsz, "%s at %s is not a string", what, ptr);
         return -1;
     }
+    if (memchr(v.raw.p, '\\', v.raw.len) == NULL) {
+        /* no escape (the usual case): the text is the value, already valid UTF-8 */
+        if (v.raw.len > dstsz - 1) {
+            snprintf(reason, reasonsz, "%s at %s is longer than %zu bytes", what, ptr, dstsz - 1);
+            return -1;
+        }
+        memcpy(dst, v.raw.p, v.raw.len);
+        dst[v.raw.len] = '\0';
+        *len = v.raw.len;
+        return *len > 0;
+    }
     wb_buf_init(&b, dstsz - 1);
     int r = wb_json_decode(&v, &b);
     if (r != WB_OK) {
@@ -300,14 +311,12 @@ static int extract(const wb_config_t *cfg, const wb_provider_t *prov, const wb_j
     return 0;
 }
 
-static int put_attr(wb_buf_t *b, const char *name, const char *v, size_t len)
+/* ,"name": and the value as a JSON string; name is a literal of plain ASCII. */
+#define put_attr(b, name, v, len) put_attr_(b, ",\"" name "\":", sizeof(name) + 3, v, len)
+static int put_attr_(wb_buf_t *b, const char *key, size_t key_len, const char *v, size_t len)
 {
-    int r;
-    if ((r = wb_buf_appendc(b, ',')) != WB_OK ||
-        (r = wb_json_write_string(b, name, strlen(name))) != WB_OK ||
-        (r = wb_buf_appendc(b, ':')) != WB_OK)
-        return r;
-    return wb_json_write_string(b, v, len);
+    int r = wb_buf_append(b, key, key_len);
+    return r != WB_OK ? r : wb_json_write_string(b, v, len);
 }
 
 int wb_event_build(const wb_config_t *cfg, const wb_provider_t *prov, const wb_json_t *js,
