@@ -137,12 +137,13 @@ int wb_buf_append_int(wb_buf_t *b, long long v)
 
 void wb_buf_fit(wb_buf_t *b)
 {
-    if (b->p == NULL || b->cap - b->len < 256)
+    size_t want = b->len > 0 ? b->len : 1; /* realloc(p, 0) may free p */
+    if (b->p == NULL || b->cap - want < 256)
         return;
-    char *np = realloc(b->p, b->len > 0 ? b->len : 1);
+    char *np = realloc(b->p, want);
     if (np != NULL) {
         b->p = np;
-        b->cap = b->len > 0 ? b->len : 1;
+        b->cap = want;
     }
 }
 

@@ -195,21 +195,17 @@ static int get_field(const wb_json_t *js, const char *ptr, const char *what, cha
     }
     if (memchr(v.raw.p, '\\', v.raw.len) == NULL) {
         /* no escape (the usual case): the text is the value, already valid UTF-8 */
-        if (v.raw.len > dstsz - 1) {
-            snprintf(reason, reasonsz, "%s at %s is longer than %zu bytes", what, ptr, dstsz - 1);
-            return -1;
-        }
+        if (v.raw.len > dstsz - 1)
+            goto too_long;
         memcpy(dst, v.raw.p, v.raw.len);
         dst[v.raw.len] = '\0';
         *len = v.raw.len;
         return *len > 0;
     }
     wb_buf_init(&b, dstsz - 1);
-    int r = wb_json_decode(&v, &b);
-    if (r != WB_OK) {
+    if (wb_json_decode(&v, &b) != WB_OK) {
         wb_buf_free(&b);
-        snprintf(reason, reasonsz, "%s at %s is longer than %zu bytes", what, ptr, dstsz - 1);
-        return -1;
+        goto too_long;
     }
     if (b.len > 0)
         memcpy(dst, b.p, b.len);
@@ -217,6 +213,9 @@ static int get_field(const wb_json_t *js, const char *ptr, const char *what, cha
     *len = b.len;
     wb_buf_free(&b);
     return *len > 0;
+too_long:
+    snprintf(reason, reasonsz, "%s at %s is longer than %zu bytes", what, ptr, dstsz - 1);
+    return -1;
 }
 
 /* Fills ev's fields from the body; returns 0, or -1 with ev->reason set. */

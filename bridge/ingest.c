@@ -355,8 +355,10 @@ static void keep_reading(h2o_req_t *req)
     if (sock == NULL || h2o_socket_is_reading(sock))
         return;
     h2o_buffer_t *in = sock->input;
-    size_t used = in->size + (in->bytes != NULL ? (size_t)(in->bytes - in->_buf) : 0);
-    if (in->bytes == NULL || in->capacity - used < H2O_SOCKET_INITIAL_INPUT_BUFFER_SIZE)
+    if (in->bytes == NULL)
+        return;
+    size_t free_bytes = in->capacity - in->size - (size_t)(in->bytes - in->_buf);
+    if (free_bytes < H2O_SOCKET_INITIAL_INPUT_BUFFER_SIZE)
         return;
     h2o_socket_read_start(sock, on_read_while_waiting);
 }

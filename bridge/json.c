@@ -382,6 +382,20 @@ static int grow_stack(wb_json_t *js, unsigned depth)
     return WB_OK;
 }
 
+/* A member name at sc->pos and its ':', as the next token (*count), a child
+ * of the object *super; *super becomes the name, which the value belongs to.
+ * WB_OK, WB_ERR_TOO_LARGE (token cap), WB_ERR_NOMEM or WB_ERR_JSON (sc set). */
+static int put_name(wb_json_t *js, scan_t *sc, unsigned *count, int *super)
+{
+    int rc;
+    if (*count >= js->max_tokens)
+        return WB_ERR_TOO_LARGE;
+    if ((rc = put_tok(js, *count, JSMN_STRING, sc->pos + 1, *super)) != WB_OK)
+        return rc;
+    *super = (int)(*count)++;
+    return scan_key(sc, (jsmntok_t *)js->toks + *super) != 0 ? WB_ERR_JSON : WB_OK;
+}
+
 /* Decides whether doc is one JSON text, iteratively, and writes its tokens
  * as it goes (the layout jsmn gives with JSMN_PARENT_LINKS, in document
  * order), so that the text is read once. The stack holds the token index of
@@ -428,15 +442,8 @@ static int validate(wb_json_t *js, const char *doc, size_t len, unsigned max_dep
                 ((jsmntok_t *)js->toks)[tok].end = (int)sc.pos;
             } else {
                 super = (int)tok;
-                if (c == '{') {
-                    if (count >= js->max_tokens)
-                        goto too_many;
-                    if ((rc = put_tok(js, count, JSMN_STRING, sc.pos + 1, super)) != WB_OK)
-                        return wb_errf(err, errsz, rc, "token array: %s", wb_err2str(rc));
-                    super = (int)count++;
-                    if (scan_key(&sc, (jsmntok_t *)js->toks + super) != 0)
-                        goto syntax;
-                }
+                if (c == '{' && (rc = put_name(js, &sc, &count, &super)) != WB_OK)
+                    goto name_failed;
                 continue;
             }
         } else {
@@ -496,19 +503,17 @@ static int validate(wb_json_t *js, const char *doc, size_t len, unsigned max_dep
             sc.pos++;
             skip_ws(&sc);
             super = (int)top;
-            if (is_obj) {
-                if (count >= js->max_tokens)
-                    goto too_many;
-                if ((rc = put_tok(js, count, JSMN_STRING, sc.pos + 1, super)) != WB_OK)
-                    return wb_errf(err, errsz, rc, "token array: %s", wb_err2str(rc));
-                super = (int)count++;
-                if (scan_key(&sc, (jsmntok_t *)js->toks + super) != 0)
-                    goto syntax;
-            }
+            if (is_obj && (rc = put_name(js, &sc, &count, &super)) != WB_OK)
+                goto name_failed;
             break;
         }
     }
 
+name_failed:
+    if (rc == WB_ERR_TOO_LARGE)
+        goto too_many;
+    if (rc != WB_ERR_JSON)
+        return wb_errf(err, errsz, rc, "token array: %s", wb_err2str(rc));
 syntax:
     return wb_errf(err, errsz, WB_ERR_JSON, "%s at byte %zu", sc.what, sc.pos);
 too_many:
