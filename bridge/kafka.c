@@ -15,6 +15,10 @@
 #include <unistd.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 struct wb_kafka {
     rd_kafka_t *rk;       /* replaced after a fatal error, under lock */
@@ -344,7 +348,64 @@ wb_kafka_mock_t *wb_kafka_mock_start(unsigned n, char *bootstrap, size_t bootstr
         return NULL;
     }
     snprintf(bootstrap, bootstrapsz, "%s", rd_kafka_mock_cluster_bootstraps(m->mc));
+    wb_kafka_mock_nodelay(bootstrap);
     return m;
+}
+
+/* librdkafka 2.0.2 sets TCP_NODELAY only on the sockets it connects, not on
+ * those its mock brokers accept: a response sent while an earlier one is
+ * still unacknowledged then waits for the client's delayed ACK (40 ms on
+ * Linux), which showed as a 40 ms p99 under load. Kafka's own brokers set
+ * TCP_NODELAY on every connection. Linux copies the option from a listener
+ * to the sockets it accepts, and the mock keeps its listeners private: find
+ * them among this process's descriptors, unconnected TCP sockets bound to
+ * one of the bootstrap ports. */
+static int is_listener_of(int fd, const unsigned short *ports, unsigned nports)
+{
+    struct sockaddr_in sin;
+    socklen_t len = sizeof(sin);
+    int type = 0;
+    socklen_t tlen = sizeof(type);
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) != 0 || type != SOCK_STREAM ||
+        getsockname(fd, (struct sockaddr *)&sin, &len) != 0 || sin.sin_family != AF_INET)
+        return 0;
+    len = sizeof(sin);
+    struct sockaddr_in peer;
+    if (getpeername(fd, (struct sockaddr *)&peer, &len) == 0)
+        return 0; /* a connection, not a listener */
+    for (unsigned i = 0; i < nports; i++)
+        if (ntohs(sin.sin_port) == ports[i])
+            return 1;
+    return 0;
+}
+
+int wb_kafka_mock_nodelay(const char *bootstrap)
+{
+    unsigned short ports[64];
+    unsigned nports = 0;
+    for (const char *p = bootstrap; p != NULL && *p != '\0' && nports < WB_ARRAY_SIZE(ports);) {
+        const char *comma = strchr(p, ',');
+        const char *colon = memchr(p, ':', comma != NULL ? (size_t)(comma - p) : strlen(p));
+        if (colon != NULL) {
+            long port = strtol(colon + 1, NULL, 10);
+            if (port > 0 && port < 65536)
+                ports[nports++] = (unsigned short)port;
+        }
+        p = comma != NULL ? comma + 1 : NULL;
+    }
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return 0;
+    int changed = 0, one = 1;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        int fd = atoi(e->d_name);
+        if (e->d_name[0] >= '0' && e->d_name[0] <= '9' && fd != dirfd(d) &&
+            is_listener_of(fd, ports, nports) &&
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0)
+            changed++;
+    }
+    closedir(d);
+    return changed;
 }
 
 void wb_kafka_mock_stop(wb_kafka_mock_t *m)

@@ -72,5 +72,11 @@ typedef struct wb_kafka_mock wb_kafka_mock_t;
 wb_kafka_mock_t *wb_kafka_mock_start(unsigned n, char *bootstrap, size_t bootstrapsz, char *err,
                                      size_t errsz);
 void wb_kafka_mock_stop(wb_kafka_mock_t *m);
+/* Turns Nagle's algorithm off for what the mock brokers of bootstrap (a
+ * "host:port,..." list of this process's mock cluster) accept from now on,
+ * as real brokers do. wb_kafka_mock_start does it; call it again after a
+ * broker is set up (the mock re-creates its listener). Returns how many
+ * listeners were changed. */
+int wb_kafka_mock_nodelay(const char *bootstrap);
 
 #endif

@@ -7,7 +7,10 @@
  *   rtt <id|all> <ms>      broker answers after ms
  *   err <count> <code>     the next count Produce requests fail with code
  *   topic <name> <parts>   create a topic
- * Usage: kafka-standin [brokers] (default 3). */
+ * Usage: kafka-standin [brokers] (default 3). Its brokers accept connections
+ * with Nagle's algorithm off, as Kafka's do (wb_kafka_mock_nodelay). */
+#include "kafka.h"
+
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <stdio.h>
@@ -48,15 +51,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "kafka-standin: cannot start the mock cluster\n");
         return 1;
     }
-    printf("BOOTSTRAP %s\n", rd_kafka_mock_cluster_bootstraps(mc));
+    const char *bootstrap = rd_kafka_mock_cluster_bootstraps(mc);
+    if (wb_kafka_mock_nodelay(bootstrap) != n)
+        fprintf(stderr, "kafka-standin: TCP_NODELAY not set on every broker's listener\n");
+    printf("BOOTSTRAP %s\n", bootstrap);
     fflush(stdout);
 
     while (fgets(line, sizeof(line), stdin) != NULL) {
         int count = 0, r = -1;
         if (sscanf(line, "down %255s", a) == 1)
             r = each_broker(mc, n, a, 0, 0, 0);
-        else if (sscanf(line, "up %255s", a) == 1)
-            r = each_broker(mc, n, a, 1, 0, 0);
+        else if (sscanf(line, "up %255s", a) == 1) {
+            if ((r = each_broker(mc, n, a, 1, 0, 0)) == 0)
+                wb_kafka_mock_nodelay(bootstrap); /* the mock made new listeners */
+        }
         else if (sscanf(line, "rtt %255s %63s", a, b) == 2)
             r = each_broker(mc, n, a, 0, atoi(b), 1);
         else if (sscanf(line, "err %d %63s", &count, b) == 2 && count > 0 && count <= 1000) {
