@@ -97,7 +97,7 @@ rd_kafka_conf_t *wb_kafka_conf_new(const wb_config_t *cfg, const char *bootstrap
      * provider's own deadline even if the record is still queued. */
     snprintf(timeout, sizeof(timeout), "%u", wb_config_max_deadline(cfg));
     static const char *const defaults[][2] = {
-        {"linger.ms", "1"},
+        {"linger.ms", "0.5"},
         {"socket.nagle.disable", "true"},
         {"partitioner", "murmur2_random"},
         {"queue.buffering.max.kbytes", "32768"},
