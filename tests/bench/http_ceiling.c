@@ -4,8 +4,11 @@
  * as the bridge does, and answers 200 with a receipt-sized JSON body and the
  * bridge's headers, at once and without Kafka: what the bridge could do if
  * everything after HTTP cost nothing.
+ * With HOLD_MS, each answer waits that long instead (a slow Kafka without
+ * Kafka): what libh2o alone costs per request that waits, for the in-flight
+ * memory step.
  * Must not: parse bodies, or do anything the bridge's HTTP side does not.
- * Usage: bench-http-ceiling HOST:PORT [THREADS]   (runs until killed) */
+ * Usage: bench-http-ceiling HOST:PORT [THREADS [HOLD_MS]]   (runs until killed) */
 #define H2O_USE_LIBUV 0
 #include <h2o.h>
 
@@ -33,12 +36,21 @@ typedef struct {
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
     h2o_socket_t *listener;
+    h2o_timeout_t hold; /* HOLD_MS; unused when 0 */
     pthread_t tid;
 } ceiling_thread_t;
 
-static h2o_globalconf_t globalconf;
+/* A request whose answer waits: in its own pool, so that a client that
+ * leaves takes the timer with it. */
+typedef struct {
+    h2o_timeout_entry_t te;
+    h2o_req_t *req;
+} held_t;
 
-static int on_webhook(h2o_handler_t *self, h2o_req_t *req)
+static h2o_globalconf_t globalconf;
+static unsigned hold_ms;
+
+static void answer(h2o_req_t *req)
 {
     req->res.status = 200;
     req->res.reason = "OK";
@@ -48,6 +60,28 @@ static int on_webhook(h2o_handler_t *self, h2o_req_t *req)
                    H2O_STRLIT("no-store"));
     req->res.content_length = sizeof(receipt) - 1;
     h2o_send_inline(req, receipt, sizeof(receipt) - 1);
+}
+
+static void on_held_dispose(void *p)
+{
+    h2o_timeout_unlink(&((held_t *)p)->te);
+}
+
+static void on_hold_expired(h2o_timeout_entry_t *te)
+{
+    answer(H2O_STRUCT_FROM_MEMBER(held_t, te, te)->req);
+}
+
+static int on_webhook(h2o_handler_t *self, h2o_req_t *req)
+{
+    if (hold_ms == 0) {
+        answer(req);
+        return 0;
+    }
+    ceiling_thread_t *t = H2O_STRUCT_FROM_MEMBER(ceiling_thread_t, ctx, req->conn->ctx);
+    held_t *h = h2o_mem_alloc_shared(&req->pool, sizeof(*h), on_held_dispose);
+    *h = (held_t){.te = {.cb = on_hold_expired}, .req = req};
+    h2o_timeout_link(t->ctx.loop, &t->hold, &h->te);
     return 0;
 }
 
@@ -85,7 +119,7 @@ int main(int argc, char **argv)
 {
     static ceiling_thread_t threads[MAX_THREADS];
     if (argc < 2) {
-        fprintf(stderr, "usage: %s HOST:PORT [THREADS]\n", argv[0]);
+        fprintf(stderr, "usage: %s HOST:PORT [THREADS [HOLD_MS]]\n", argv[0]);
         return 2;
     }
     int n = argc > 2 ? atoi(argv[2]) : 1;
@@ -93,6 +127,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: threads must be 1..%d\n", argv[0], MAX_THREADS);
         return 2;
     }
+    hold_ms = argc > 3 ? (unsigned)atoi(argv[3]) : 0;
     signal(SIGPIPE, SIG_IGN);
 
     h2o_config_init(&globalconf);
@@ -115,11 +150,12 @@ int main(int argc, char **argv)
         h2o_context_init(&t->ctx, h2o_evloop_create(), &globalconf);
         t->accept_ctx.ctx = &t->ctx;
         t->accept_ctx.hosts = globalconf.hosts;
+        h2o_timeout_init(t->ctx.loop, &t->hold, hold_ms);
         t->listener = h2o_evloop_socket_create(t->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
         t->listener->data = t;
         h2o_socket_read_start(t->listener, on_accept);
     }
-    printf("LISTENING %s threads=%d\n", argv[1], n);
+    printf("LISTENING %s threads=%d hold_ms=%u\n", argv[1], n, hold_ms);
     fflush(stdout);
     for (int i = 1; i < n; i++)
         pthread_create(&threads[i].tid, NULL, thread_main, &threads[i]);
