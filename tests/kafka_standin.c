@@ -53,19 +53,19 @@ int main(int argc, char **argv)
     }
     const char *bootstrap = rd_kafka_mock_cluster_bootstraps(mc);
     if (wb_kafka_mock_nodelay(bootstrap) != n)
-        fprintf(stderr, "kafka-standin: TCP_NODELAY not set on every broker's listener\n");
+        fprintf(stderr, "kafka-standin: TCP_NODELAY not set on every listener\n");
     printf("BOOTSTRAP %s\n", bootstrap);
     fflush(stdout);
 
     while (fgets(line, sizeof(line), stdin) != NULL) {
         int count = 0, r = -1;
-        if (sscanf(line, "down %255s", a) == 1)
-            r = each_broker(mc, n, a, 0, 0, 0);
-        else if (sscanf(line, "up %255s", a) == 1) {
-            if ((r = each_broker(mc, n, a, 1, 0, 0)) == 0)
-                wb_kafka_mock_nodelay(bootstrap); /* the mock made new listeners */
-        }
-        else if (sscanf(line, "rtt %255s %63s", a, b) == 2)
+        if (sscanf(line, "down %255s", a) == 1) {
+            /* a broker set down gets a new listener, started when set up */
+            if ((r = each_broker(mc, n, a, 0, 0, 0)) == 0 && wb_kafka_mock_nodelay(bootstrap) != n)
+                fprintf(stderr, "kafka-standin: TCP_NODELAY not set on every listener\n");
+        } else if (sscanf(line, "up %255s", a) == 1) {
+            r = each_broker(mc, n, a, 1, 0, 0);
+        } else if (sscanf(line, "rtt %255s %63s", a, b) == 2)
             r = each_broker(mc, n, a, 0, atoi(b), 1);
         else if (sscanf(line, "err %d %63s", &count, b) == 2 && count > 0 && count <= 1000) {
             rd_kafka_resp_err_t errs[1000];
