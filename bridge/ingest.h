@@ -4,6 +4,9 @@
 
 #include "server.h"
 
+/* Call first on each worker thread, before its loop has a socket: sizes
+ * libh2o's (thread-local) socket input buffers for keep_reading. */
+void wb_ingest_thread_init(void);
 /* h2o handler of POST /webhooks/NAME[/TOKEN]. */
 int wb_ingest_on_req(h2o_handler_t *self, h2o_req_t *req);
 /* h2o handler of every other path: 404. */

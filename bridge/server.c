@@ -183,6 +183,7 @@ static void worker_stop(wb_worker_t *w)
 static void *worker_main(void *arg)
 {
     wb_worker_t *w = arg;
+    wb_ingest_thread_init();
     worker_start(w);
     wb_log_batch_begin();
     h2o_evloop_t *loop = w->ctx.loop;

@@ -12,6 +12,7 @@
 #define H2O_USE_LIBUV 0
 #include <h2o.h>
 
+#include "ingest.h" /* wb_ingest_thread_init: the bridge's socket buffers */
 #include "server.h" /* wb_server_listen: the bridge's own listening socket */
 
 #include <netdb.h>
@@ -110,6 +111,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
 static void *thread_main(void *arg)
 {
     ceiling_thread_t *t = arg;
+    wb_ingest_thread_init();
     for (;;)
         h2o_evloop_run(t->ctx.loop, INT32_MAX);
     return NULL;

@@ -163,20 +163,22 @@ def read_answers(sock, n, timeout=20):
     return answers
 
 
-def test_pipelined_requests_while_the_first_waits_are_answered_in_order():
+@pytest.mark.parametrize("first", [10, 9000])
+def test_pipelined_requests_while_the_first_waits_are_answered_in_order(first):
     """HTTP/1.1 requests sent before the first one's answer, while its record
     waits for a slow broker: bytes arrive on a connection whose answer is
-    pending (ingest.c keeps reading it then), one request small enough to
-    share the input buffer and one large enough to make h2o grow it. Each is
-    answered in order, with its own record (read back), and under ASan no
-    freed request memory is touched."""
+    pending (ingest.c keeps reading it then, for a first request of a few
+    bytes or of 9 KB), one request small enough to share the input buffer and
+    one large enough to make h2o grow it. Each is answered in order, with its
+    own record (read back), and under ASan no freed request memory is
+    touched."""
     with harness.Standin() as kafka, harness.Bridge(kafka.bootstrap) as bridge:
         bridge.wait_ready()
         assert bridge.post("piriod", PIRIOD).status_code == 200
         kafka.cmd("rtt all 400")
         bodies = [json.dumps({"event": "payment.created", "object_id": f"pay_{i}",
                               "pad": "x" * size}).encode()
-                  for i, size in enumerate((10, 100, 20000, 10))]
+                  for i, size in enumerate((first, 100, 20000, 10))]
         s = raw_request(bridge.port, bodies[0])
         time.sleep(0.15)  # the first one now waits for its report
         for b in bodies[1:]:
