@@ -342,14 +342,15 @@ static void on_read_while_waiting(h2o_socket_t *sock, const char *err)
 /* A connection's input buffer starts at the prototype's capacity (libh2o:
  * 8 KiB) and each read wants 4 KiB free in it, so with 8 KiB keep_reading
  * lost its room for requests above about 4 KiB (a 4 KiB body) and those paid
- * the two epoll_ctl: at 256 connections, 4 KiB bodies, 49.9k -> 64.2k req/s
- * and 24.3 -> 17.5 us a request with 12 KiB, which keeps requests up to
- * 8 KiB reading. It costs memory only while a connection has a request in
+ * the two epoll_ctl: at 256 connections, 4 KiB bodies, 49.9k -> 63.9k req/s
+ * and 24.3 -> 17.7 us a request with 16 KiB, which keeps requests up to
+ * 12 KiB reading. It costs memory only while a connection has a request in
  * hand (a connection frees its buffer once consumed): RSS at 1024 busy
- * connections, 1 KiB bodies, 24.1 -> 28.5 MiB (16 KiB: 31.6, for no more
- * speed at 4 KiB). h2o recycles freed buffers by the prototype's capacity:
- * change it only while its thread has none recycled. */
-#define WB_SOCKET_BUFFER 12288
+ * connections, 1 KiB bodies, 24.1 -> 31.6 MiB. 12 KiB was as fast at 4 KiB
+ * but made 64 KiB HTTP/2 bodies 2.7 times slower (libh2o's frame reads and
+ * a buffer doubling from 12 KiB). h2o recycles freed buffers by the
+ * prototype's capacity: change it only while its thread has none recycled. */
+#define WB_SOCKET_BUFFER 16384
 
 void wb_ingest_thread_init(void)
 {

@@ -163,12 +163,12 @@ def read_answers(sock, n, timeout=20):
     return answers
 
 
-@pytest.mark.parametrize("first", [10, 6000])
+@pytest.mark.parametrize("first", [10, 9000])
 def test_pipelined_requests_while_the_first_waits_are_answered_in_order(first):
     """HTTP/1.1 requests sent before the first one's answer, while its record
     waits for a slow broker: bytes arrive on a connection whose answer is
     pending (ingest.c keeps reading it then, for a first request of a few
-    bytes or of 6 KB), one request small enough to share the input buffer and
+    bytes or of 9 KB), one request small enough to share the input buffer and
     one large enough to make h2o grow it. Each is answered in order, with its
     own record (read back), and under ASan no freed request memory is
     touched."""
