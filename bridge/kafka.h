@@ -75,8 +75,8 @@ void wb_kafka_mock_stop(wb_kafka_mock_t *m);
 /* Turns Nagle's algorithm off for what the mock brokers of bootstrap (a
  * "host:port,..." list of this process's mock cluster) accept from now on,
  * as real brokers do. wb_kafka_mock_start does it; call it again after a
- * broker is set up (the mock re-creates its listener). Returns how many
- * listeners were changed. */
+ * broker is set down (the mock re-creates its listener then, and starts it
+ * when the broker is set up). Returns how many listeners were changed. */
 int wb_kafka_mock_nodelay(const char *bootstrap);
 
 #endif

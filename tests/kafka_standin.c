@@ -35,6 +35,13 @@ static int each_broker(rd_kafka_mock_cluster_t *mc, int n, const char *which, in
     return 0;
 }
 
+/* Nagle off on every broker's listener, or a word on stderr. */
+static void nodelay(const char *bootstrap, int n)
+{
+    if (wb_kafka_mock_nodelay(bootstrap) != n)
+        fprintf(stderr, "kafka-standin: TCP_NODELAY not set on every listener\n");
+}
+
 int main(int argc, char **argv)
 {
     int n = argc > 1 ? atoi(argv[1]) : 3;
@@ -52,8 +59,7 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *bootstrap = rd_kafka_mock_cluster_bootstraps(mc);
-    if (wb_kafka_mock_nodelay(bootstrap) != n)
-        fprintf(stderr, "kafka-standin: TCP_NODELAY not set on every listener\n");
+    nodelay(bootstrap, n);
     printf("BOOTSTRAP %s\n", bootstrap);
     fflush(stdout);
 
@@ -61,8 +67,8 @@ int main(int argc, char **argv)
         int count = 0, r = -1;
         if (sscanf(line, "down %255s", a) == 1) {
             /* a broker set down gets a new listener, started when set up */
-            if ((r = each_broker(mc, n, a, 0, 0, 0)) == 0 && wb_kafka_mock_nodelay(bootstrap) != n)
-                fprintf(stderr, "kafka-standin: TCP_NODELAY not set on every listener\n");
+            if ((r = each_broker(mc, n, a, 0, 0, 0)) == 0)
+                nodelay(bootstrap, n);
         } else if (sscanf(line, "up %255s", a) == 1) {
             r = each_broker(mc, n, a, 1, 0, 0);
         } else if (sscanf(line, "rtt %255s %63s", a, b) == 2)
