@@ -1,8 +1,11 @@
 /* admin.c - the admin listener on its own thread and event loop, so that
  * probes and scrapes answer even when the webhook loops are saturated.
- * /healthz: the process serves. /readyz: 200 only while a broker answered a
- * metadata request in the last probe and the bridge is not draining.
- * /metrics: the Prometheus text format, summed over the workers' counters.
+ * /healthz: the process serves. /readyz: this process can take webhooks (not
+ * draining, producers usable; with ready_requires_kafka also some broker
+ * connection up). It does not follow the shared cluster's health: every
+ * replica shares it, and a Service with no ready replica makes the load
+ * balancer answer every provider itself. /metrics: the Prometheus text
+ * format, summed over the workers' counters (stats.h).
  * Must not: write to the workers' state. */
 #include "admin.h"
 #include "server.h"
@@ -15,16 +18,16 @@
 
 struct wb_admin {
     const wb_config_t *cfg;
-    wb_server_t *srv;
+    const wb_stats_view_t *view;
     h2o_globalconf_t globalconf;
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
     h2o_socket_t *listener;
     int listen_fd; /* bound at start-up, wrapped by the admin thread */
-    pthread_t tid, probe_tid;
+    pthread_t tid;
     int started;
     atomic_int stop;
-    atomic_int kafka_ok;
+    int was_reachable; /* admin thread only: for the log line on a change */
 };
 
 typedef struct {
@@ -51,23 +54,33 @@ static int on_healthz(h2o_handler_t *self, h2o_req_t *req)
 static int on_readyz(h2o_handler_t *self, h2o_req_t *req)
 {
     wb_admin_t *a = ((wb_admin_handler_t *)self)->admin;
-    if (wb_server_draining())
-        send_text(req, 503, "Service Unavailable", "application/json",
-                  H2O_STRLIT("{\"status\":\"draining\"}"));
-    else if (!atomic_load(&a->kafka_ok))
-        send_text(req, 503, "Service Unavailable", "application/json",
-                  H2O_STRLIT("{\"status\":\"kafka_unreachable\"}"));
+    const wb_stats_view_t *v = a->view;
+    int reachable = wb_stats_kafka_reachable(v), usable = wb_stats_producers_usable(v);
+    const char *status = "ready";
+    if (atomic_load(v->draining))
+        status = "draining";
+    else if (!usable)
+        status = "producer_unusable";
+    else if (a->cfg->ready_requires_kafka && !reachable)
+        status = "kafka_unreachable";
+    char body[160];
+    int n = snprintf(body, sizeof(body), "{\"status\":\"%s\",\"kafka\":\"%s\"}", status,
+                     reachable ? "reachable" : "unreachable");
+    char *copy = h2o_mem_alloc_pool(&req->pool, (size_t)n);
+    memcpy(copy, body, (size_t)n);
+    if (strcmp(status, "ready") == 0)
+        send_text(req, 200, "OK", "application/json", copy, (size_t)n);
     else
-        send_text(req, 200, "OK", "application/json", H2O_STRLIT("{\"status\":\"ready\"}"));
+        send_text(req, 503, "Service Unavailable", "application/json", copy, (size_t)n);
     return 0;
 }
 
 #define SUM(field)                                                                                 \
     ({                                                                                             \
         unsigned long s_ = 0;                                                                      \
-        for (unsigned w_ = 0; w_ < wb_server_nworkers(a->srv); w_++)                               \
-            s_ += atomic_load_explicit(&wb_server_worker(a->srv, w_)->stats.field,                 \
-                                       memory_order_relaxed);                                      \
+        for (unsigned w_ = 0; w_ < a->view->nworkers; w_++)                                        \
+            s_ += (unsigned long)atomic_load_explicit(&a->view->workers[w_]->field,                \
+                                                      memory_order_relaxed);                       \
         s_;                                                                                        \
     })
 
@@ -115,10 +128,9 @@ static void render(wb_admin_t *a, wb_buf_t *b)
                       per_provider[m].help, per_provider[m].name);
         for (unsigned p = 0; p < cfg->nproviders; p++) {
             unsigned long v = 0;
-            for (unsigned w = 0; w < wb_server_nworkers(a->srv); w++) {
-                const atomic_ulong *arr =
-                    (const atomic_ulong *)((const char *)&wb_server_worker(a->srv, w)->stats +
-                                           per_provider[m].off);
+            for (unsigned w = 0; w < a->view->nworkers; w++) {
+                const atomic_ulong *arr = (const atomic_ulong *)((const char *)a->view->workers[w] +
+                                                                 per_provider[m].off);
                 v += atomic_load_explicit(&arr[p], memory_order_relaxed);
             }
             wb_buf_printf(b, "%s{provider=\"%s\"} %lu\n", per_provider[m].name,
@@ -144,34 +156,54 @@ static void render(wb_admin_t *a, wb_buf_t *b)
                   "webhook_bridge_kafka_write_latency_seconds_count %lu\n",
                   (double)SUM(latency_sum_us) / 1e6, cum);
 
-    long inflight = 0, queued = 0;
-    for (unsigned w = 0; w < wb_server_nworkers(a->srv); w++) {
-        wb_worker_t *wk = wb_server_worker(a->srv, w);
-        inflight += atomic_load_explicit(&wk->stats.inflight, memory_order_relaxed);
-        queued += wb_kafka_queue_len(wk->kafka);
-    }
+    wb_buf_printf(b, "# HELP webhook_bridge_deadletters_total Records acknowledged in the "
+                     "dead-letter topic, by reason.\n"
+                     "# TYPE webhook_bridge_deadletters_total counter\n");
+    for (unsigned p = 0; p < cfg->nproviders; p++)
+        for (unsigned r = 0; r < WB_DL_REASONS; r++)
+            wb_buf_printf(b, "webhook_bridge_deadletters_total{provider=\"%s\",reason=\"%s\"} %lu\n",
+                          cfg->providers[p].name, wb_dl_reason_names[r], SUM(deadletters[p][r]));
+
+    int reachable = wb_stats_kafka_reachable(a->view);
     wb_buf_printf(b,
                   "# HELP webhook_bridge_inflight_requests Requests waiting for their Kafka "
                   "acknowledgement.\n# TYPE webhook_bridge_inflight_requests gauge\n"
-                  "webhook_bridge_inflight_requests %ld\n"
+                  "webhook_bridge_inflight_requests %lu\n"
                   "# HELP webhook_bridge_producer_queue_messages Records in the producers' "
                   "queues, in flight included.\n"
                   "# TYPE webhook_bridge_producer_queue_messages gauge\n"
-                  "webhook_bridge_producer_queue_messages %ld\n",
-                  inflight, queued);
+                  "webhook_bridge_producer_queue_messages %lu\n"
+                  "# HELP webhook_bridge_producer_queue_max_messages The producers' bound on "
+                  "records waiting (queue.buffering.max.messages, summed).\n"
+                  "# TYPE webhook_bridge_producer_queue_max_messages gauge\n"
+                  "webhook_bridge_producer_queue_max_messages %ld\n",
+                  SUM(inflight), SUM(producer_queue),
+                  a->view->producer_queue_max * (long)a->view->nworkers);
     wb_buf_printf(b, "# HELP webhook_bridge_kafka_errors_total Failed Kafka writes by error.\n"
                      "# TYPE webhook_bridge_kafka_errors_total counter\n");
     for (unsigned i = 0; i < WB_KERR_SLOTS; i++)
         wb_buf_printf(b, "webhook_bridge_kafka_errors_total{error=\"%s\"} %lu\n",
                       i < WB_KERR_SLOTS - 1 ? rd_kafka_err2name(wb_kafka_errors[i]) : "other",
                       SUM(kafka_errors[i]));
+    /* brokers: the first worker's producer (every producer talks to the same cluster) */
     wb_buf_printf(b,
-                  "# HELP webhook_bridge_kafka_reachable 1 if a broker answered the last "
-                  "readiness probe.\n# TYPE webhook_bridge_kafka_reachable gauge\n"
+                  "# HELP webhook_bridge_kafka_reachable 1 while a producer has a broker "
+                  "connection up.\n# TYPE webhook_bridge_kafka_reachable gauge\n"
                   "webhook_bridge_kafka_reachable %d\n"
+                  "# HELP webhook_bridge_kafka_brokers_up Brokers known from metadata whose "
+                  "connection is up.\n# TYPE webhook_bridge_kafka_brokers_up gauge\n"
+                  "webhook_bridge_kafka_brokers_up %d\n"
+                  "# HELP webhook_bridge_kafka_brokers_known Brokers known from metadata.\n"
+                  "# TYPE webhook_bridge_kafka_brokers_known gauge\n"
+                  "webhook_bridge_kafka_brokers_known %d\n"
+                  "# HELP webhook_bridge_producer_usable 0 while a producer waits to be "
+                  "replaced after a fatal error.\n# TYPE webhook_bridge_producer_usable gauge\n"
+                  "webhook_bridge_producer_usable %d\n"
                   "# HELP webhook_bridge_draining 1 while the bridge drains.\n"
                   "# TYPE webhook_bridge_draining gauge\nwebhook_bridge_draining %d\n",
-                  atomic_load(&a->kafka_ok), wb_server_draining());
+                  reachable, atomic_load(&a->view->workers[0]->brokers_up),
+                  atomic_load(&a->view->workers[0]->brokers_known),
+                  wb_stats_producers_usable(a->view), atomic_load(a->view->draining));
 }
 
 static int on_metrics(h2o_handler_t *self, h2o_req_t *req)
@@ -211,13 +243,15 @@ static void add_route(wb_admin_t *a, h2o_hostconf_t *host, const char *path,
     h->admin = a;
 }
 
-wb_admin_t *wb_admin_new(const wb_config_t *cfg, struct wb_server *srv, char *err, size_t errsz)
+wb_admin_t *wb_admin_new(const wb_config_t *cfg, const wb_stats_view_t *view, char *err,
+                         size_t errsz)
 {
     wb_admin_t *a = calloc(1, sizeof(*a));
     if (a == NULL)
         return NULL;
     a->cfg = cfg;
-    a->srv = srv;
+    a->view = view;
+    a->was_reachable = 0;
     a->listen_fd = -1;
     h2o_config_init(&a->globalconf);
     h2o_hostconf_t *host =
@@ -244,8 +278,14 @@ static void *admin_main(void *arg)
     a->listen_fd = -1;
     a->listener->data = a;
     h2o_socket_read_start(a->listener, on_accept);
-    while (!atomic_load(&a->stop))
+    while (!atomic_load(&a->stop)) {
         h2o_evloop_run(a->ctx.loop, 100);
+        int reachable = wb_stats_kafka_reachable(a->view);
+        if (reachable != a->was_reachable)
+            wb_logf(reachable ? WB_LOG_INFO : WB_LOG_WARN,
+                    reachable ? "kafka reachable" : "kafka unreachable: no broker connection up");
+        a->was_reachable = reachable;
+    }
     h2o_context_request_shutdown(&a->ctx);
     for (int i = 0; i < 200 && wb_server_connections_open(&a->ctx) > 0; i++)
         h2o_evloop_run(a->ctx.loop, 10);
@@ -262,26 +302,8 @@ static void *admin_main(void *arg)
     return NULL;
 }
 
-/* A blocking metadata request, off every event loop. */
-static void *probe_main(void *arg)
-{
-    wb_admin_t *a = arg;
-    int was = -1;
-    while (!atomic_load(&a->stop)) {
-        int ok = wb_kafka_reachable(wb_server_worker(a->srv, 0)->kafka, 1000);
-        atomic_store(&a->kafka_ok, ok);
-        if (ok != was)
-            wb_logf(ok ? WB_LOG_INFO : WB_LOG_WARN, ok ? "kafka reachable" : "kafka unreachable");
-        was = ok;
-        for (int i = 0; i < 10 && !atomic_load(&a->stop); i++)
-            usleep(100 * 1000);
-    }
-    return NULL;
-}
-
 void wb_admin_start(wb_admin_t *a)
 {
-    pthread_create(&a->probe_tid, NULL, probe_main, a);
     pthread_create(&a->tid, NULL, admin_main, a);
     a->started = 1;
 }
@@ -292,7 +314,6 @@ void wb_admin_stop(wb_admin_t *a)
         return;
     atomic_store(&a->stop, 1);
     pthread_join(a->tid, NULL);
-    pthread_join(a->probe_tid, NULL);
     a->started = 0;
 }
 

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
-typedef enum { T_STR, T_UINT, T_LEVEL, T_ADDR, T_TOPIC } wb_setting_type_t;
+typedef enum { T_STR, T_UINT, T_BOOL, T_LEVEL, T_ADDR, T_TOPIC } wb_setting_type_t;
 
 /* The [server] and [kafka] settings: one typed row each. */
 static const struct setting {
@@ -35,6 +35,8 @@ static const struct setting {
     S("server", "log_level", "BRIDGE_LOG_LEVEL", T_LEVEL, log_level, 0, 0),
     S("server", "max_json_depth", "BRIDGE_MAX_JSON_DEPTH", T_UINT, max_depth, 1, 1000),
     S("server", "max_json_tokens", "BRIDGE_MAX_JSON_TOKENS", T_UINT, max_tokens, 16, 10000000),
+    S("server", "ready_requires_kafka", "BRIDGE_READY_REQUIRES_KAFKA", T_BOOL, ready_requires_kafka,
+      0, 0),
     S("kafka", "brokers", "BRIDGE_KAFKA_BROKERS", T_STR, brokers, 0, 0),
     S("kafka", "mock_brokers", "BRIDGE_KAFKA_MOCK_BROKERS", T_UINT, mock_brokers, 1, 9),
     S("kafka", "topic_prefix", "BRIDGE_KAFKA_TOPIC_PREFIX", T_TOPIC, topic_prefix, 1, 0),
@@ -100,6 +102,14 @@ static int apply_setting(wb_config_t *cfg, const struct setting *s, const char *
         *(unsigned *)field = (unsigned)v;
         return WB_OK;
     }
+    case T_BOOL:
+        if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0)
+            *(int *)field = 1;
+        else if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0)
+            *(int *)field = 0;
+        else
+            return wb_errf(err, errsz, WB_ERR_CONFIG, "'%s' is not true or false", value);
+        return WB_OK;
     case T_LEVEL: {
         static const char *const names[] = {"debug", "info", "warn", "error"};
         for (unsigned i = 0; i < WB_ARRAY_SIZE(names); i++)

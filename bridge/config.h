@@ -13,6 +13,14 @@
 #define WB_MAX_RDKAFKA 64
 #define WB_MAX_PTRS 4
 #define WB_MAX_ERRORS 64
+#define WB_MAX_FAILURE_STATUSES 8
+
+/* What becomes of a record whose topic does not exist (and is not created). */
+enum {
+    WB_UNKNOWN_TOPIC_DEADLETTER = 0, /* the dead-letter topic, reason unknown_topic */
+    WB_UNKNOWN_TOPIC_TOPIC,          /* a catch-all topic of the provider's */
+    WB_UNKNOWN_TOPIC_FAIL,           /* a failure answer, as any Kafka error */
+};
 
 typedef enum {
     WB_TIME_AUTO = 0,  /* RFC 3339; without a zone taken as UTC; a number as unix seconds */
@@ -43,6 +51,13 @@ typedef struct {
     unsigned deadline_ms; /* every answer leaves before this */
     size_t max_body;
     int deadletter_status; /* 200 (default) or 400 */
+    /* failure answers rotate through these (5xx), one process-wide sequence
+     * per provider, so that a provider sees a different code each time */
+    int failure_statuses[WB_MAX_FAILURE_STATUSES];
+    unsigned nfailure_statuses;
+    /* a record whose topic does not exist: WB_UNKNOWN_TOPIC_* */
+    int unknown_topic;
+    char *unknown_topic_name; /* WB_UNKNOWN_TOPIC_TOPIC: the catch-all topic */
     int enabled;
     wb_auth_conf_t *auth; /* NULL: no method configured */
 } wb_provider_t;
@@ -70,6 +85,7 @@ typedef struct {
     wb_log_level_t log_level;
     unsigned max_depth;
     unsigned max_tokens;
+    int ready_requires_kafka; /* /readyz also wants a broker connection up */
     /* [kafka] */
     char *brokers; /* NULL: embedded mock cluster */
     unsigned mock_brokers;

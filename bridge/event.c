@@ -391,3 +391,45 @@ void wb_event_free(wb_event_t *ev)
 {
     wb_buf_free(&ev->value);
 }
+
+int wb_event_to_deadletter(const wb_config_t *cfg, const wb_provider_t *prov, wb_json_t *js,
+                           const char *value, size_t len, const char *reason, wb_buf_t *out)
+{
+    char type[WB_TYPE_MAX + 1];
+    int r;
+    /* a record is one level deeper than the body it holds */
+    if ((r = wb_json_parse(js, value, len, cfg->max_depth + 1, NULL, 0)) != WB_OK)
+        return r;
+    wb_json_val_t root = wb_json_root(js), key, val;
+    if (root.kind != WB_JSON_OBJECT)
+        return WB_ERR_SHAPE;
+    snprintf(type, sizeof(type), "%s.deadletter", prov->name);
+    if ((r = wb_buf_appendc(out, '{')) != WB_OK)
+        return r;
+    int first = 1;
+    for (unsigned it = 0; wb_json_next_member(js, &root, &it, &key, &val);) {
+        if (key.raw.len == 16 && memcmp(key.raw.p, "deadletterreason", 16) == 0)
+            continue;
+        if (key.raw.len == 4 && memcmp(key.raw.p, "data", 4) == 0 &&
+            (r = put_attr(out, "deadletterreason", reason, strlen(reason))) != WB_OK)
+            return r;
+        if ((!first && (r = wb_buf_appendc(out, ',')) != WB_OK) ||
+            (r = wb_buf_appendc(out, '"')) != WB_OK ||
+            (r = wb_buf_append(out, key.raw.p, key.raw.len)) != WB_OK ||
+            (r = wb_buf_append(out, "\":", 2)) != WB_OK)
+            return r;
+        first = 0;
+        if (key.raw.len == 4 && memcmp(key.raw.p, "type", 4) == 0)
+            r = wb_json_write_string(out, type, strlen(type));
+        else if (val.kind == WB_JSON_STRING)
+            r = wb_buf_appendc(out, '"') != WB_OK || wb_buf_append(out, val.raw.p, val.raw.len) ||
+                        wb_buf_appendc(out, '"')
+                    ? WB_ERR_TOO_LARGE
+                    : WB_OK;
+        else
+            r = wb_buf_append(out, val.raw.p, val.raw.len);
+        if (r != WB_OK)
+            return r;
+    }
+    return wb_buf_appendc(out, '}');
+}

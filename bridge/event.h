@@ -34,6 +34,13 @@ int wb_event_build(const wb_config_t *cfg, const wb_provider_t *prov, const wb_j
                    int64_t now_ms, wb_event_t *ev);
 void wb_event_free(wb_event_t *ev);
 
+/* Rewrites a record that wb_event_build made (value[0..len)) into a dead
+ * letter of that record: type <provider>.deadletter and deadletterreason
+ * reason, every other attribute and data as they were. Appends to out;
+ * parses with js. Returns WB_OK, WB_ERR_TOO_LARGE (out's cap) or the parse error. */
+int wb_event_to_deadletter(const wb_config_t *cfg, const wb_provider_t *prov, wb_json_t *js,
+                           const char *value, size_t len, const char *reason, wb_buf_t *out);
+
 /* Normalizes a provider's time into RFC 3339 (T separator, Z or an offset)
  * in out (at least 64 bytes). Returns WB_OK or WB_ERR_SHAPE. Exposed for tests. */
 int wb_event_time(const wb_json_val_t *v, wb_time_format_t fmt, char *out, size_t outsz);

@@ -13,6 +13,7 @@
 #include "auth.h"
 #include "event.h"
 #include "log.h"
+#include "stats.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,8 @@ typedef enum {
     E_DRAINING,
 } wb_ingest_err_t;
 
+/* status 0: a failure answer, whose code comes from the provider's
+ * failure_statuses (failure_status()); all carry Retry-After. */
 static const struct {
     int status;
     const char *reason, *code, *message;
@@ -48,16 +51,25 @@ static const struct {
     [E_INVALID_SHAPE] = {400, "Bad Request", "invalid_shape",
                          "body is not this provider's shape; kept in the dead-letter topic"},
     [E_AUTH] = {401, "Unauthorized", "auth_invalid", "authentication failed"},
-    [E_KAFKA] = {503, "Service Unavailable", "kafka_unavailable", "Kafka did not take the event"},
-    [E_TIMEOUT] = {503, "Service Unavailable", "kafka_timeout",
-                   "Kafka did not acknowledge the event in time"},
-    [E_OVERLOADED] = {503, "Service Unavailable", "overloaded", "too many requests in flight"},
-    [E_DRAINING] = {503, "Service Unavailable", "draining", "shutting down, retry"},
+    [E_KAFKA] = {0, NULL, "kafka_unavailable", "Kafka did not take the event"},
+    [E_TIMEOUT] = {0, NULL, "kafka_timeout", "Kafka did not acknowledge the event in time"},
+    [E_OVERLOADED] = {0, NULL, "overloaded", "too many requests in flight"},
+    [E_DRAINING] = {0, NULL, "draining", "shutting down, retry"},
 };
 
-const int wb_status_codes[WB_STATUS_SLOTS] = {200, 400, 401, 404, 405, 413, 415, 500, 503, 0};
-const double wb_latency_bounds_ms[WB_LAT_BUCKETS] = {1,   2,   5,    10,   25,   50,    100,
-                                                     250, 500, 1000, 2500, 5000, 10000, 30000};
+static const char *failure_reason(int status)
+{
+    switch (status) {
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "Service Unavailable";
+    }
+}
 
 typedef struct wb_pending wb_pending_t;
 
@@ -72,6 +84,8 @@ struct wb_pending {
     const wb_provider_t *prov;
     unsigned prov_index;
     int deadletter;
+    wb_dl_reason_t dl_reason;
+    const char *fallback; /* the topic written instead (config-owned), or NULL */
     struct timespec start;
     h2o_timeout_entry_t deadline;
     h2o_linklist_t node; /* in worker->pending while attached */
@@ -97,15 +111,6 @@ static double elapsed_ms(const struct timespec *start)
 static wb_worker_t *worker_of(h2o_req_t *req)
 {
     return H2O_STRUCT_FROM_MEMBER(wb_worker_t, ctx, req->conn->ctx);
-}
-
-static void count_status(wb_worker_t *w, unsigned prov_index, int status)
-{
-    unsigned slot = WB_STATUS_SLOTS - 1;
-    for (unsigned i = 0; i < WB_STATUS_SLOTS - 1; i++)
-        if (wb_status_codes[i] == status)
-            slot = i;
-    atomic_fetch_add_explicit(&w->stats.requests[prov_index][slot], 1, memory_order_relaxed);
 }
 
 static void access_log(const wb_provider_t *prov, int status, double ms, const char *code,
@@ -141,7 +146,19 @@ static void send_json(h2o_req_t *req, int status, const char *reason, const char
     h2o_send_inline(req, body, len);
 }
 
-static void send_error(h2o_req_t *req, wb_ingest_err_t e, const char *code, const char *message)
+/* The next code of the provider's rotation: consecutive failure answers to
+ * one provider differ, whichever worker gives them. */
+static int failure_status(wb_worker_t *w, const wb_provider_t *prov, unsigned prov_index)
+{
+    if (prov == NULL || prov->nfailure_statuses == 0)
+        return 503;
+    unsigned seq = atomic_fetch_add_explicit(&w->shared->failure_seq[prov_index], 1,
+                                             memory_order_relaxed);
+    return prov->failure_statuses[seq % prov->nfailure_statuses];
+}
+
+static void send_error(h2o_req_t *req, wb_ingest_err_t e, int status, const char *code,
+                       const char *message)
 {
     char body[512];
     wb_buf_t b;
@@ -153,15 +170,17 @@ static void send_error(h2o_req_t *req, wb_ingest_err_t e, const char *code, cons
         wb_buf_append(&b, ",\"message\":", 11) != WB_OK ||
         wb_json_write_string(&b, message, strlen(message)) != WB_OK || wb_buf_appendc(&b, '}'))
         b.len = 0;
-    if (errors[e].status == 503) {
+    const char *reason = errors[e].reason;
+    if (errors[e].status == 0) {
+        reason = failure_reason(status);
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("5"));
-    } else if (errors[e].status == 405) {
+    } else if (status == 405) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("POST"));
     }
     if (b.len == 0)
-        send_json(req, errors[e].status, errors[e].reason, "{}", 2);
+        send_json(req, status, reason, "{}", 2);
     else
-        send_json(req, errors[e].status, errors[e].reason, b.p, b.len);
+        send_json(req, status, reason, b.p, b.len);
     wb_buf_free(&b);
 }
 
@@ -170,11 +189,12 @@ static int reject(h2o_req_t *req, const wb_provider_t *prov, unsigned prov_index
                   const char *code, const char *message)
 {
     wb_worker_t *w = worker_of(req);
-    count_status(w, prov_index, errors[e].status);
-    access_log(prov, errors[e].status, 0, code != NULL ? code : errors[e].code, NULL, NULL, 0, 0);
+    int status = errors[e].status != 0 ? errors[e].status : failure_status(w, prov, prov_index);
+    wb_stats_count_status(&w->stats, prov_index, status);
+    access_log(prov, status, 0, code != NULL ? code : errors[e].code, NULL, NULL, 0, 0);
     if (w->draining)
         req->http1_is_persistent = 0;
-    send_error(req, e, code, message);
+    send_error(req, e, status, code, message);
     return 0;
 }
 
@@ -208,9 +228,16 @@ static const char *pend_type(const wb_pending_t *pend)
 {
     return pend->strs + pend->id_len + 1;
 }
+/* The topic the event was routed to. */
 static const char *pend_topic(const wb_pending_t *pend)
 {
     return pend->strs + pend->id_len + 1 + pend->type_len + 1;
+}
+
+/* The topic the record was written to. */
+static const char *pend_written_topic(const wb_pending_t *pend)
+{
+    return pend->fallback != NULL ? pend->fallback : pend_topic(pend);
 }
 
 /* Answers a pending request with a 503 (deadline, drain) or the Kafka error. */
@@ -218,11 +245,12 @@ static void answer_failure(wb_pending_t *pend, wb_ingest_err_t e, const char *de
 {
     h2o_req_t *req = pend->req;
     wb_worker_t *w = pend->worker;
+    int status = failure_status(w, pend->prov, pend->prov_index);
     detach(pend);
-    count_status(w, pend->prov_index, 503);
-    access_log(pend->prov, 503, elapsed_ms(&pend->start), errors[e].code, pend_id(pend), NULL, 0,
-               0);
-    send_error(req, e, NULL, detail);
+    wb_stats_count_status(&w->stats, pend->prov_index, status);
+    access_log(pend->prov, status, elapsed_ms(&pend->start), errors[e].code, pend_id(pend), NULL,
+               0, 0);
+    send_error(req, e, status, NULL, detail);
 }
 
 static void on_deadline(h2o_timeout_entry_t *entry)
@@ -240,14 +268,95 @@ void wb_ingest_abort_pending(wb_worker_t *w)
     }
 }
 
-static void observe_latency(wb_stats_t *st, double ms)
+/* The record's topic does not exist (and the cluster does not create it):
+ * rather than a failure on every retry, the record goes where the provider's
+ * unknown_topic says, with the intended topic in a header. A second report
+ * comes for pend. WB_OK if the record was handed to the producer. */
+static int produce_fallback(wb_worker_t *w, wb_pending_t *pend, const char *key, size_t key_len,
+                            const char *value, size_t value_len, rd_kafka_resp_err_t *kerr)
 {
-    unsigned i = 0;
-    while (i < WB_LAT_BUCKETS && ms > wb_latency_bounds_ms[i])
-        i++;
-    atomic_fetch_add_explicit(&st->latency_buckets[i], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&st->latency_sum_us, (unsigned long)(ms * 1000),
-                              memory_order_relaxed);
+    const wb_provider_t *prov = pend->prov;
+    const char *intended = pend_topic(pend);
+    char reason[WB_TOPIC_MAX + 32];
+    wb_record_t rec = {.key = key, .key_len = key_len, .intended = intended};
+    wb_buf_t dl;
+    int r;
+
+    *kerr = RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+    if (pend->fallback != NULL || pend->deadletter || prov->unknown_topic == WB_UNKNOWN_TOPIC_FAIL)
+        return WB_ERR_KAFKA;
+    if (prov->unknown_topic == WB_UNKNOWN_TOPIC_TOPIC) {
+        rec.topic = prov->unknown_topic_name;
+        rec.value = (char *)value;
+        rec.value_len = value_len;
+        if ((r = wb_kafka_produce(w->kafka, &rec, 1, pend, kerr)) == WB_OK)
+            pend->fallback = rec.topic;
+        return r;
+    }
+    snprintf(reason, sizeof(reason), "unknown_topic: %s", intended);
+    wb_buf_init(&dl, value_len + sizeof(reason) + 256);
+    if ((r = wb_event_to_deadletter(w->cfg, prov, &w->json, value, value_len, reason, &dl)) !=
+        WB_OK) {
+        wb_buf_free(&dl);
+        return r;
+    }
+    rec.topic = w->cfg->deadletter_topic;
+    rec.reason = "unknown_topic";
+    rec.value_len = dl.len;
+    rec.value = wb_buf_steal(&dl, NULL);
+    if ((r = wb_kafka_produce(w->kafka, &rec, 0, pend, kerr)) != WB_OK) {
+        free(rec.value);
+        return r;
+    }
+    pend->fallback = rec.topic;
+    pend->deadletter = 1;
+    pend->dl_reason = WB_DL_UNKNOWN_TOPIC;
+    return WB_OK;
+}
+
+static void answer_receipt(wb_pending_t *pend, const wb_report_t *rep, double ms)
+{
+    h2o_req_t *req = pend->req;
+    wb_worker_t *w = pend->worker;
+    int status = pend->deadletter ? pend->prov->deadletter_status : 200;
+    char body[1024], dltype[64];
+    const char *type = pend_type(pend);
+    size_t type_len = pend->type_len;
+    wb_buf_t b;
+    detach(pend);
+    if (pend->dl_reason == WB_DL_UNKNOWN_TOPIC) { /* the record's type, as for every dead letter */
+        type_len = (size_t)snprintf(dltype, sizeof(dltype), "%s.deadletter", pend->prov->name);
+        type = dltype;
+    }
+    wb_buf_init(&b, sizeof(body));
+    wb_buf_append(&b, "{\"id\":", 6);
+    wb_json_write_string(&b, pend_id(pend), pend->id_len);
+    wb_buf_append(&b, ",\"type\":", 8);
+    wb_json_write_string(&b, type, type_len);
+    wb_buf_append(&b, ",\"topic\":", 9);
+    wb_json_write_string(&b, pend_written_topic(pend), strlen(pend_written_topic(pend)));
+    wb_buf_append(&b, ",\"partition\":", 13);
+    wb_buf_append_int(&b, rep->partition);
+    wb_buf_append(&b, ",\"offset\":", 10);
+    wb_buf_append_int(&b, rep->offset);
+    if (pend->deadletter)
+        wb_buf_append(&b, ",\"deadletter\":true", 18);
+    if (pend->fallback != NULL) {
+        wb_buf_append(&b, ",\"intended_topic\":", 18);
+        wb_json_write_string(&b, pend_topic(pend), pend->topic_len);
+    }
+    wb_buf_appendc(&b, '}');
+    wb_stats_count_status(&w->stats, pend->prov_index, status);
+    access_log(pend->prov, status, ms,
+               pend->dl_reason == WB_DL_UNKNOWN_TOPIC ? "unknown_topic"
+               : pend->deadletter                     ? "deadletter"
+                                                      : NULL,
+               pend_id(pend), pend_written_topic(pend), rep->partition, rep->offset);
+    if (status != 200)
+        send_error(req, E_INVALID_SHAPE, status, NULL, NULL);
+    else
+        send_json(req, 200, "OK", b.p, b.len);
+    wb_buf_free(&b);
 }
 
 void wb_ingest_on_report(void *opaque, const wb_report_t *rep, void *ctx)
@@ -255,47 +364,31 @@ void wb_ingest_on_report(void *opaque, const wb_report_t *rep, void *ctx)
     wb_pending_t *pend = opaque;
     wb_worker_t *w = pend->worker;
     double ms = elapsed_ms(&pend->start);
+    rd_kafka_resp_err_t kerr;
 
-    observe_latency(&w->stats, ms);
+    if (wb_kafka_err_unknown_topic(rep->err) &&
+        produce_fallback(w, pend, rep->key, rep->key_len, rep->value, rep->value_len, &kerr) ==
+            WB_OK)
+        return; /* its own report answers */
+    wb_stats_observe_latency(&w->stats, ms);
     if (rep->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        atomic_fetch_add_explicit(pend->deadletter ? &w->stats.deadlettered[pend->prov_index]
-                                                   : &w->stats.produced[pend->prov_index],
-                                  1, memory_order_relaxed);
+        if (pend->deadletter) {
+            atomic_fetch_add_explicit(&w->stats.deadlettered[pend->prov_index], 1,
+                                      memory_order_relaxed);
+            atomic_fetch_add_explicit(&w->stats.deadletters[pend->prov_index][pend->dl_reason], 1,
+                                      memory_order_relaxed);
+        } else {
+            atomic_fetch_add_explicit(&w->stats.produced[pend->prov_index], 1,
+                                      memory_order_relaxed);
+        }
     } else {
         wb_stats_count_kafka_error(&w->stats, rep->err);
     }
     if (pend->req != NULL) {
-        h2o_req_t *req = pend->req;
-        if (rep->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (rep->err != RD_KAFKA_RESP_ERR_NO_ERROR)
             answer_failure(pend, E_KAFKA, rd_kafka_err2str(rep->err));
-        } else {
-            int status = pend->deadletter ? pend->prov->deadletter_status : 200;
-            char body[1024];
-            wb_buf_t b;
-            detach(pend);
-            wb_buf_init(&b, sizeof(body));
-            wb_buf_append(&b, "{\"id\":", 6);
-            wb_json_write_string(&b, pend_id(pend), pend->id_len);
-            wb_buf_append(&b, ",\"type\":", 8);
-            wb_json_write_string(&b, pend_type(pend), pend->type_len);
-            wb_buf_append(&b, ",\"topic\":", 9);
-            wb_json_write_string(&b, pend_topic(pend), pend->topic_len);
-            wb_buf_append(&b, ",\"partition\":", 13);
-            wb_buf_append_int(&b, rep->partition);
-            wb_buf_append(&b, ",\"offset\":", 10);
-            wb_buf_append_int(&b, rep->offset);
-            if (pend->deadletter)
-                wb_buf_append(&b, ",\"deadletter\":true", 18);
-            wb_buf_appendc(&b, '}');
-            count_status(w, pend->prov_index, status);
-            access_log(pend->prov, status, ms, pend->deadletter ? "deadletter" : NULL,
-                       pend_id(pend), pend_topic(pend), rep->partition, rep->offset);
-            if (status != 200)
-                send_error(req, E_INVALID_SHAPE, NULL, NULL);
-            else
-                send_json(req, 200, "OK", b.p, b.len);
-            wb_buf_free(&b);
-        }
+        else
+            answer_receipt(pend, rep, ms);
     }
     free(pend);
 }
@@ -490,15 +583,20 @@ int wb_ingest_on_req(h2o_handler_t *self, h2o_req_t *req)
         return reject(req, prov, pi, E_OVERLOADED, NULL, "out of memory");
     }
     rd_kafka_resp_err_t kerr;
-    if (wb_kafka_produce(w->kafka, ev.topic, ev.key, ev.key_len, ev.value.p, ev.value.len,
-                         ev.deadletter ? ev.reason : NULL, pend, &kerr) != WB_OK) {
+    wb_record_t rec = {ev.topic,    ev.key, ev.key_len, ev.value.p, ev.value.len,
+                       ev.deadletter ? ev.reason : NULL, NULL};
+    if (wb_kafka_produce(w->kafka, &rec, 0, pend, &kerr) == WB_OK) {
+        wb_buf_steal(&ev.value, NULL); /* the producer frees it */
+    } else if (!wb_kafka_err_unknown_topic(kerr) ||
+               produce_fallback(w, pend, ev.key, ev.key_len, ev.value.p, ev.value.len, &kerr) !=
+                   WB_OK) {
         free(pend);
         wb_event_free(&ev);
         wb_stats_count_kafka_error(&w->stats, kerr);
         return reject(req, prov, pi, kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL ? E_OVERLOADED : E_KAFKA,
                       NULL, rd_kafka_err2str(kerr));
     }
-    wb_buf_steal(&ev.value, NULL); /* the producer frees it */
+    wb_event_free(&ev);
 
     /* from here the report callback owns pend; the request holds a link */
     wb_link_t *link = h2o_mem_alloc_shared(&req->pool, sizeof(*link), on_link_dispose);

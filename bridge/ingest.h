@@ -2,7 +2,7 @@
 #ifndef WB_INGEST_H
 #define WB_INGEST_H
 
-#include "server.h"
+#include "worker.h"
 
 /* Call first on each worker thread, before its loop has a socket: sizes
  * libh2o's (thread-local) socket input buffers for keep_reading. */

@@ -747,10 +747,31 @@ static int parse_index(const char *ref, size_t rlen, unsigned limit, unsigned *i
 
 wb_json_val_t wb_json_get(const wb_json_t *js, const char *ptr)
 {
-    if (js->doc == NULL || js->ntoks == 0 || ptr == NULL)
+    wb_json_val_t root = wb_json_root(js);
+    return wb_json_get_in(js, &root, ptr);
+}
+
+int wb_json_next_member(const wb_json_t *js, const wb_json_val_t *obj, unsigned *it,
+                        wb_json_val_t *key, wb_json_val_t *val)
+{
+    if (obj->kind != WB_JSON_OBJECT || obj->tok < 0)
+        return 0;
+    unsigned i = *it == 0 ? (unsigned)obj->tok + 1 : *it;
+    if (i >= js->next[obj->tok])
+        return 0;
+    *key = wb_json_token(js, i);
+    *val = wb_json_token(js, i + 1);
+    *it = skip(js, i + 1);
+    return 1;
+}
+
+wb_json_val_t wb_json_get_in(const wb_json_t *js, const wb_json_val_t *from, const char *ptr)
+{
+    if (js->doc == NULL || js->ntoks == 0 || ptr == NULL || from->tok < 0 ||
+        (unsigned)from->tok >= js->ntoks)
         return val_missing();
     const jsmntok_t *toks = js->toks;
-    unsigned cur = 0;
+    unsigned cur = (unsigned)from->tok;
     const char *p = ptr;
 
     while (*p != '\0') {

@@ -66,6 +66,14 @@ wb_json_val_t wb_json_token(const wb_json_t *js, unsigned i);
  * WB_JSON_MISSING when nothing is there. ptr is NUL-terminated. */
 wb_json_val_t wb_json_get(const wb_json_t *js, const char *ptr);
 
+/* The same, from the value from (a pointer relative to it). */
+wb_json_val_t wb_json_get_in(const wb_json_t *js, const wb_json_val_t *from, const char *ptr);
+
+/* Walks the members of an object: *it starts at 0; each call gives the next
+ * member's key (a string value) and value and returns 1, then 0 at the end. */
+int wb_json_next_member(const wb_json_t *js, const wb_json_val_t *obj, unsigned *it,
+                        wb_json_val_t *key, wb_json_val_t *val);
+
 /* Appends the decoded UTF-8 of a string value (escapes resolved, surrogate
  * pairs combined, a lone surrogate written as U+FFFD) to out. For a number,
  * true, false or null, appends the raw text. Objects and arrays: WB_ERR_JSON. */

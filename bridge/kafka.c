@@ -5,6 +5,7 @@
  * no extra thread. Owns: the producer, its pipe, the mock cluster.
  * Must not: touch HTTP requests (ingest.c does, through the report callback). */
 #include "kafka.h"
+#include "json.h"
 #include "log.h"
 
 #include <librdkafka/rdkafka_mock.h>
@@ -30,6 +31,8 @@ struct wb_kafka {
     wb_kafka_report_cb cb;
     void *cb_ctx;
     atomic_int fatal;
+    wb_json_t stats_json; /* parses the statistics, on the loop's thread */
+    atomic_int brokers_up, brokers_known, reachable;
 };
 
 struct wb_kafka_mock {
@@ -40,8 +43,46 @@ struct wb_kafka_mock {
 static void on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     wb_kafka_t *k = opaque;
-    wb_report_t rep = {m->err, m->partition, m->offset};
+    wb_report_t rep = {m->err, m->partition, m->offset, m->key, m->payload, m->key_len, m->len};
     k->cb(m->_private, &rep, k->cb_ctx);
+}
+
+static int str_is(const wb_json_val_t *v, const char *lit)
+{
+    size_t n = strlen(lit);
+    return v->kind == WB_JSON_STRING && v->raw.len == n && memcmp(v->raw.p, lit, n) == 0;
+}
+
+/* librdkafka's statistics (statistics.interval.ms): each broker handle's
+ * connection state. Readiness and the reachability metric come from here,
+ * the producer's own connections, not from a fresh round trip to one broker:
+ * a broker that is dead or paused among live ones does not make the bridge
+ * look cut off. A paused broker's connection stays UP until its requests
+ * time out (socket.timeout.ms): that is right, the others still take writes. */
+static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    wb_kafka_t *k = opaque;
+    int up = 0, known = 0, reachable = 0;
+    if (wb_json_parse(&k->stats_json, json, len, 16, NULL, 0) != WB_OK)
+        return 0; /* librdkafka frees json */
+    wb_json_val_t brokers = wb_json_get(&k->stats_json, "/brokers"), name, b;
+    for (unsigned it = 0; wb_json_next_member(&k->stats_json, &brokers, &it, &name, &b);) {
+        wb_json_val_t source = wb_json_get_in(&k->stats_json, &b, "/source");
+        wb_json_val_t state = wb_json_get_in(&k->stats_json, &b, "/state");
+        wb_json_val_t nodeid = wb_json_get_in(&k->stats_json, &b, "/nodeid");
+        if (str_is(&source, "internal"))
+            continue;
+        int is_up = str_is(&state, "UP");
+        reachable |= is_up;
+        if (nodeid.kind == WB_JSON_NUMBER && nodeid.raw.len > 0 && nodeid.raw.p[0] != '-') {
+            known++;
+            up += is_up;
+        }
+    }
+    atomic_store(&k->brokers_up, up);
+    atomic_store(&k->brokers_known, known);
+    atomic_store(&k->reachable, reachable);
+    return 0;
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -102,7 +143,8 @@ rd_kafka_conf_t *wb_kafka_conf_new(const wb_config_t *cfg, const char *bootstrap
         {"partitioner", "murmur2_random"},
         {"queue.buffering.max.kbytes", "32768"},
         {"queue.buffering.max.messages", "100000"},
-        {"statistics.interval.ms", "0"},
+        /* broker connection states for readiness and metrics (on_stats) */
+        {"statistics.interval.ms", "1000"},
         {"client.id", "webhook-bridge"},
     };
     for (unsigned i = 0; i < WB_ARRAY_SIZE(defaults); i++)
@@ -144,6 +186,7 @@ static rd_kafka_t *producer_new(wb_kafka_t *k, char *err, size_t errsz)
     rd_kafka_conf_set_opaque(conf, k);
     rd_kafka_conf_set_dr_msg_cb(conf, on_dr);
     rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set_stats_cb(conf, on_stats);
     if ((rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e))) == NULL) {
         rd_kafka_conf_destroy(conf); /* still ours on failure */
         wb_errf(err, errsz, WB_ERR_CONFIG, "producer: %s", e);
@@ -177,6 +220,7 @@ wb_kafka_t *wb_kafka_new(const wb_config_t *cfg, const char *bootstrap, h2o_loop
     k->cb = cb;
     k->cb_ctx = cb_ctx;
     k->cfg = cfg;
+    wb_json_init(&k->stats_json, 1u << 20);
     pthread_mutex_init(&k->lock, NULL);
     if (bootstrap != NULL && (k->bootstrap = strdup(bootstrap)) == NULL)
         goto fail;
@@ -231,22 +275,24 @@ int wb_kafka_recover(wb_kafka_t *k, char *err, size_t errsz)
     return WB_OK;
 }
 
-int wb_kafka_produce(wb_kafka_t *k, const char *topic, const char *key, size_t key_len, char *value,
-                     size_t value_len, const char *reason, void *opaque, rd_kafka_resp_err_t *kerr)
+int wb_kafka_produce(wb_kafka_t *k, const wb_record_t *rec, int copy, void *opaque,
+                     rd_kafka_resp_err_t *kerr)
 {
     static const char ct[] = "application/cloudevents+json; charset=utf-8";
-    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(2);
-    rd_kafka_header_add(hdrs, "content-type", -1, ct, sizeof(ct) - 1);
-    if (reason != NULL)
-        rd_kafka_header_add(hdrs, "deadletter-reason", -1, reason, (ssize_t)strlen(reason));
     if (atomic_load(&k->fatal)) {
-        rd_kafka_headers_destroy(hdrs);
         *kerr = RD_KAFKA_RESP_ERR__FATAL;
         return WB_ERR_KAFKA;
     }
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(3);
+    rd_kafka_header_add(hdrs, "content-type", -1, ct, sizeof(ct) - 1);
+    if (rec->reason != NULL)
+        rd_kafka_header_add(hdrs, "deadletter-reason", -1, rec->reason, -1);
+    if (rec->intended != NULL)
+        rd_kafka_header_add(hdrs, "intended-topic", -1, rec->intended, -1);
     rd_kafka_resp_err_t e = rd_kafka_producev(
-        k->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
-        RD_KAFKA_V_VALUE(value, value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+        k->rk, RD_KAFKA_V_TOPIC(rec->topic), RD_KAFKA_V_KEY(rec->key, rec->key_len),
+        RD_KAFKA_V_VALUE(rec->value, rec->value_len),
+        RD_KAFKA_V_MSGFLAGS(copy ? RD_KAFKA_MSG_F_COPY : RD_KAFKA_MSG_F_FREE),
         RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
         rd_kafka_headers_destroy(hdrs); /* ours unless producev succeeded */
@@ -274,19 +320,25 @@ int wb_kafka_purge(wb_kafka_t *k)
     return rd_kafka_outq_len(k->rk);
 }
 
-int wb_kafka_reachable(wb_kafka_t *k, int timeout_ms)
+void wb_kafka_brokers(wb_kafka_t *k, wb_kafka_brokers_t *out)
 {
-    const struct rd_kafka_metadata *md = NULL;
-    int ok = 0;
-    if (atomic_load(&k->fatal))
-        return 0;
-    pthread_mutex_lock(&k->lock);
-    if (rd_kafka_metadata(k->rk, 0, NULL, &md, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        ok = md->broker_cnt > 0;
-        rd_kafka_metadata_destroy(md);
-    }
-    pthread_mutex_unlock(&k->lock);
-    return ok;
+    out->up = atomic_load(&k->brokers_up);
+    out->known = atomic_load(&k->brokers_known);
+    out->reachable = atomic_load(&k->reachable);
+}
+
+long wb_kafka_queue_max(const wb_config_t *cfg)
+{
+    long max = 100000; /* the default below */
+    for (unsigned i = 0; i < cfg->nrdkafka; i++)
+        if (strcmp(cfg->rdkafka[i].name, "queue.buffering.max.messages") == 0)
+            max = strtol(cfg->rdkafka[i].value, NULL, 10);
+    return max;
+}
+
+int wb_kafka_err_unknown_topic(rd_kafka_resp_err_t err)
+{
+    return err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC || err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
 }
 
 int wb_kafka_queue_len(wb_kafka_t *k)
@@ -318,6 +370,7 @@ void wb_kafka_destroy(wb_kafka_t *k)
     if (k->pipefd[1] >= 0)
         close(k->pipefd[1]);
     pthread_mutex_destroy(&k->lock);
+    wb_json_free(&k->stats_json);
     free(k->bootstrap);
     free(k);
 }

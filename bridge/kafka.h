@@ -14,7 +14,28 @@ typedef struct {
     rd_kafka_resp_err_t err; /* 0: the record is in Kafka */
     int32_t partition;
     int64_t offset;
+    /* the record as produced, valid only during the report callback */
+    const void *key, *value;
+    size_t key_len, value_len;
 } wb_report_t;
+
+/* One record to produce. */
+typedef struct {
+    const char *topic;
+    const char *key;
+    size_t key_len;
+    char *value;
+    size_t value_len;
+    const char *reason;   /* "deadletter-reason" header, or NULL */
+    const char *intended; /* "intended-topic" header (a dead letter's lost topic), or NULL */
+} wb_record_t;
+
+/* Broker connections of a producer, from its statistics (once a second). */
+typedef struct {
+    int up;        /* connections up to brokers known from metadata */
+    int known;     /* brokers known from metadata */
+    int reachable; /* some connection up, bootstrap ones included */
+} wb_kafka_brokers_t;
 
 /* Called on the loop's thread, once per produced record, with the opaque
  * given to wb_kafka_produce. */
@@ -33,12 +54,12 @@ rd_kafka_conf_t *wb_kafka_conf_new(const wb_config_t *cfg, const char *bootstrap
 wb_kafka_t *wb_kafka_new(const wb_config_t *cfg, const char *bootstrap, h2o_loop_t *loop,
                          wb_kafka_report_cb cb, void *cb_ctx, char *err, size_t errsz);
 
-/* Enqueues one record. On WB_OK the producer owns value (malloc'ed) and the
- * report callback will run exactly once for opaque; on error the caller
- * keeps value and no report will come. reason, if not NULL, becomes the
- * "deadletter-reason" header. */
-int wb_kafka_produce(wb_kafka_t *k, const char *topic, const char *key, size_t key_len, char *value,
-                     size_t value_len, const char *reason, void *opaque, rd_kafka_resp_err_t *kerr);
+/* Enqueues one record. With copy, the producer copies the value; without,
+ * on WB_OK the producer owns rec->value (malloc'ed). On WB_OK the report
+ * callback will run exactly once for opaque; on error the caller keeps the
+ * value and no report will come. */
+int wb_kafka_produce(wb_kafka_t *k, const wb_record_t *rec, int copy, void *opaque,
+                     rd_kafka_resp_err_t *kerr);
 
 /* Serves the reports on loop from now on. Call on the thread that runs
  * loop: an h2o socket takes the buffer allocator of the thread that creates
@@ -54,8 +75,13 @@ int wb_kafka_flush(wb_kafka_t *k, int timeout_ms);
  * (_PURGE_QUEUE, _PURGE_INFLIGHT) served here; returns how many remain.
  * Only for a stop: none of them was answered with a 2xx. */
 int wb_kafka_purge(wb_kafka_t *k);
-/* 1 if a broker answered a metadata request within timeout_ms. Thread-safe. */
-int wb_kafka_reachable(wb_kafka_t *k, int timeout_ms);
+/* The broker connections as the last statistics saw them (all 0 before the
+ * first). Thread-safe. */
+void wb_kafka_brokers(wb_kafka_t *k, wb_kafka_brokers_t *out);
+/* The producer's bound on records waiting (queue.buffering.max.messages). */
+long wb_kafka_queue_max(const wb_config_t *cfg);
+/* 1 for the errors of a record whose topic does not exist. */
+int wb_kafka_err_unknown_topic(rd_kafka_resp_err_t err);
 /* Records waiting in the producer (queue + in flight). Thread-safe. */
 int wb_kafka_queue_len(wb_kafka_t *k);
 /* 1 once the producer hit a fatal (idempotence) error and must not be used. */

@@ -2,6 +2,7 @@
  * Start-up: configuration (file, then environment), check, the embedded
  * Kafka when no brokers are set, workers and listeners, run. First SIGTERM
  * or SIGINT drains; a second one exits at once. */
+#include "admin.h"
 #include "config.h"
 #include "kafka.h"
 #include "log.h"
@@ -102,6 +103,7 @@ int main(int argc, char **argv)
     char err[512], bootstrap[1024];
     wb_kafka_mock_t *mock = NULL;
     wb_server_t *srv = NULL;
+    wb_admin_t *admin = NULL;
     int rc = 1;
 
     while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
@@ -181,7 +183,8 @@ int main(int argc, char **argv)
     }
     log_summary(&cfg, bootstrap, mock != NULL);
 
-    if ((srv = wb_server_new(&cfg, bootstrap, err, sizeof(err))) == NULL) {
+    if ((srv = wb_server_new(&cfg, bootstrap, err, sizeof(err))) == NULL ||
+        (admin = wb_admin_new(&cfg, wb_server_stats(srv), err, sizeof(err))) == NULL) {
         wb_logf(WB_LOG_ERROR, "cannot start: %s", err);
         goto exit;
     }
@@ -190,9 +193,12 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     wb_logf(WB_LOG_INFO, "listening on %s (webhooks) and %s (admin)", cfg.listen, cfg.admin_listen);
+    wb_admin_start(admin);
     rc = wb_server_run(srv);
+    wb_admin_stop(admin);
     wb_logf(WB_LOG_INFO, "stopped");
 exit:
+    wb_admin_free(admin);
     wb_server_free(srv);
     wb_kafka_mock_stop(mock);
     wb_config_free(&cfg);

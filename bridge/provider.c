@@ -24,16 +24,79 @@ struct builtin {
     unsigned required;
     wb_time_format_t time_format;
     unsigned deadline_ms;
+    const char *failure_statuses;
 };
 
+/* Piriod disables a webhook when its last 3 calls got the same failing
+ * status: its failure answers rotate through four codes, so one bridge never
+ * gives it the same one twice in a row, and replicas that each rotate from a
+ * random place line up rarely (README, Reliability). */
 static const struct builtin builtins[] = {
     {"piriod", "https://api.piriod.com", "/event", NULL, "/object_id", NULL, WB_REQ_SUBJECT,
-     WB_TIME_AUTO, 5000},
+     WB_TIME_AUTO, 5000, "503,502,504,500"},
     {"shoperti", "https://api.shoperti.com", "/topic,/type,/event", "/id", "/data/id",
-     "/created_at", WB_REQ_ID, WB_TIME_AUTO, 10000},
+     "/created_at", WB_REQ_ID, WB_TIME_AUTO, 10000, "503"},
     {"bonifiq", "https://api.bonifiq.com.br", "/TopicName", "/Uuid", "/Payload/Customer/Id",
-     "/Timestamp", WB_REQ_ID | WB_REQ_TIME, WB_TIME_NAIVE_UTC, 25000},
+     "/Timestamp", WB_REQ_ID | WB_REQ_TIME, WB_TIME_NAIVE_UTC, 25000, "503"},
 };
+
+static int set_str(char **dst, const char *value);
+
+/* The failure codes senders retry (any 5xx would do for Piriod; these four
+ * are the ones every HTTP client and load balancer knows). */
+static int failure_status_valid(long v)
+{
+    return v == 500 || v == 502 || v == 503 || v == 504;
+}
+
+static int set_failure_statuses(wb_provider_t *prov, const char *value, char *err, size_t errsz)
+{
+    int codes[WB_MAX_FAILURE_STATUSES];
+    unsigned n = 0;
+    const char *p = value;
+    while (*p != '\0') {
+        while (*p == ',' || *p == ' ')
+            p++;
+        if (*p == '\0')
+            break;
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno != 0 || (*end != '\0' && *end != ',' && *end != ' ') ||
+            !failure_status_valid(v))
+            return wb_errf(err, errsz, WB_ERR_CONFIG,
+                           "'%s' is not a list of 500, 502, 503, 504", value);
+        if (n == WB_MAX_FAILURE_STATUSES)
+            return wb_errf(err, errsz, WB_ERR_CONFIG, "at most %d codes",
+                           WB_MAX_FAILURE_STATUSES);
+        codes[n++] = (int)v;
+        p = end;
+    }
+    if (n == 0)
+        return wb_errf(err, errsz, WB_ERR_CONFIG, "at least one code (500, 502, 503, 504)");
+    memcpy(prov->failure_statuses, codes, n * sizeof(codes[0]));
+    prov->nfailure_statuses = n;
+    return WB_OK;
+}
+
+/* deadletter | fail | the name of a catch-all topic */
+static int set_unknown_topic(wb_provider_t *prov, const char *value, char *err, size_t errsz)
+{
+    if (strcmp(value, "deadletter") == 0) {
+        prov->unknown_topic = WB_UNKNOWN_TOPIC_DEADLETTER;
+    } else if (strcmp(value, "fail") == 0) {
+        prov->unknown_topic = WB_UNKNOWN_TOPIC_FAIL;
+    } else {
+        size_t n = strlen(value);
+        if (n == 0 || n > 249 || strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                               "0123456789._-") != n)
+            return wb_errf(err, errsz, WB_ERR_CONFIG,
+                           "'%s' is not deadletter, fail or a Kafka topic name", value);
+        prov->unknown_topic = WB_UNKNOWN_TOPIC_TOPIC;
+        return set_str(&prov->unknown_topic_name, value);
+    }
+    return set_str(&prov->unknown_topic_name, NULL);
+}
 
 int wb_provider_name_valid(const char *name, size_t len)
 {
@@ -188,6 +251,10 @@ int wb_provider_set(wb_provider_t *prov, const char *key, const char *value, cha
             return wb_errf(err, errsz, WB_ERR_CONFIG, "'%s' is not 200 or 400", value);
         return WB_OK;
     }
+    if (strcmp(key, "failure_statuses") == 0)
+        return set_failure_statuses(prov, value, err, errsz);
+    if (strcmp(key, "unknown_topic") == 0)
+        return set_unknown_topic(prov, value, err, errsz);
     if (strcmp(key, "enabled") == 0) {
         if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0)
             prov->enabled = 1;
@@ -216,6 +283,7 @@ int wb_provider_init(wb_provider_t *prov, const char *name)
     prov->key_by = WB_KEY_SUBJECT;
     if ((prov->name = strdup(name)) == NULL)
         return WB_ERR_NOMEM;
+    set_failure_statuses(prov, b != NULL ? b->failure_statuses : "503", NULL, 0);
     if (b == NULL) {
         /* a provider added in the configuration: generic defaults, type at /type */
         snprintf(source, sizeof(source), "urn:webhook-bridge:%s", name);
@@ -245,6 +313,7 @@ void wb_provider_free(wb_provider_t *prov)
     free(prov->id_ptr);
     free(prov->subject_ptr);
     free(prov->time_ptr);
+    free(prov->unknown_topic_name);
     wb_auth_conf_free(prov->auth);
     memset(prov, 0, sizeof(*prov));
 }

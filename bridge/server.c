@@ -5,9 +5,9 @@
  * their true answer, 503 what is left at the bound, flush, stop.
  * Must not: know webhooks (ingest.c) or metrics text (admin.c). */
 #include "server.h"
-#include "admin.h"
 #include "ingest.h"
 #include "log.h"
+#include "worker.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,50 +27,21 @@ struct wb_server {
     h2o_globalconf_t globalconf;
     unsigned nworkers;
     wb_worker_t *workers;
-    wb_admin_t *admin;
+    wb_shared_t shared;
+    wb_stats_t **stats; /* &workers[i].stats, for the view */
+    wb_stats_view_t view;
 };
 
 static atomic_int drain_requested;
-
-const rd_kafka_resp_err_t wb_kafka_errors[WB_KERR_SLOTS - 1] = {
-    RD_KAFKA_RESP_ERR__MSG_TIMED_OUT,
-    RD_KAFKA_RESP_ERR__QUEUE_FULL,
-    RD_KAFKA_RESP_ERR__TRANSPORT,
-    RD_KAFKA_RESP_ERR__FATAL,
-    RD_KAFKA_RESP_ERR__PURGE_QUEUE,
-    RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
-    RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
-    RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
-    RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
-};
-
-void wb_stats_count_kafka_error(wb_stats_t *st, rd_kafka_resp_err_t err)
-{
-    unsigned slot = WB_KERR_SLOTS - 1;
-    for (unsigned i = 0; i < WB_KERR_SLOTS - 1; i++)
-        if (wb_kafka_errors[i] == err)
-            slot = i;
-    atomic_fetch_add_explicit(&st->kafka_errors[slot], 1, memory_order_relaxed);
-}
 
 void wb_server_request_drain(void)
 {
     atomic_store(&drain_requested, 1);
 }
 
-int wb_server_draining(void)
+const wb_stats_view_t *wb_server_stats(const wb_server_t *srv)
 {
-    return atomic_load(&drain_requested);
-}
-
-unsigned wb_server_nworkers(const wb_server_t *srv)
-{
-    return srv->nworkers;
-}
-
-wb_worker_t *wb_server_worker(wb_server_t *srv, unsigned i)
-{
-    return &srv->workers[i];
+    return &srv->view;
 }
 
 int wb_server_listen(const char *addr, int reuseport, char *err, size_t errsz)
@@ -180,6 +152,20 @@ static void worker_stop(wb_worker_t *w)
     h2o_evloop_destroy(loop);
 }
 
+/* The producer's state as the admin thread shows it. */
+static void publish_gauges(wb_worker_t *w)
+{
+    wb_kafka_brokers_t b;
+    wb_kafka_brokers(w->kafka, &b);
+    atomic_store_explicit(&w->stats.brokers_up, b.up, memory_order_relaxed);
+    atomic_store_explicit(&w->stats.brokers_known, b.known, memory_order_relaxed);
+    atomic_store_explicit(&w->stats.kafka_reachable, b.reachable, memory_order_relaxed);
+    atomic_store_explicit(&w->stats.producer_queue, wb_kafka_queue_len(w->kafka),
+                          memory_order_relaxed);
+    atomic_store_explicit(&w->stats.producer_fatal, wb_kafka_fatal(w->kafka),
+                          memory_order_relaxed);
+}
+
 static void *worker_main(void *arg)
 {
     wb_worker_t *w = arg;
@@ -197,6 +183,7 @@ static void *worker_main(void *arg)
          * is lost. */
         h2o_evloop_run(loop, 50);
         wb_log_flush();
+        publish_gauges(w);
         if (wb_kafka_fatal(w->kafka)) {
             char err[256];
             if (wb_kafka_recover(w->kafka, err, sizeof(err)) != WB_OK)
@@ -245,6 +232,7 @@ static int worker_init(wb_server_t *srv, wb_worker_t *w, unsigned id, const char
     w->id = id;
     w->cfg = cfg;
     w->globalconf = &srv->globalconf;
+    w->shared = &srv->shared;
     w->listen_fd = -1;
     w->max_inflight = (cfg->max_inflight + srv->nworkers - 1) / srv->nworkers;
     h2o_linklist_init_anchor(&w->pending);
@@ -276,15 +264,27 @@ wb_server_t *wb_server_new(const wb_config_t *cfg, const char *bootstrap, char *
     pc = h2o_config_register_path(host, "/", 0);
     h2o_create_handler(pc, sizeof(h2o_handler_t))->on_req = wb_ingest_not_found;
 
-    if ((srv->workers = calloc(srv->nworkers, sizeof(*srv->workers))) == NULL)
+    if ((srv->workers = calloc(srv->nworkers, sizeof(*srv->workers))) == NULL ||
+        (srv->stats = calloc(srv->nworkers, sizeof(*srv->stats))) == NULL)
         goto fail;
-    for (unsigned i = 0; i < srv->nworkers; i++)
+    for (unsigned i = 0; i < srv->nworkers; i++) {
         srv->workers[i].listen_fd = -1;
+        srv->stats[i] = &srv->workers[i].stats;
+    }
+    /* each process starts its rotations of failure codes somewhere else */
+    unsigned seed[WB_MAX_PROVIDERS];
+    if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
+        for (unsigned i = 0; i < WB_MAX_PROVIDERS; i++)
+            seed[i] = (unsigned)getpid() * 2654435761u + i;
+    for (unsigned i = 0; i < WB_MAX_PROVIDERS; i++)
+        atomic_init(&srv->shared.failure_seq[i], seed[i]);
     for (unsigned i = 0; i < srv->nworkers; i++)
         if (worker_init(srv, &srv->workers[i], i, bootstrap, err, errsz) != 0)
             goto fail;
-    if ((srv->admin = wb_admin_new(cfg, srv, err, errsz)) == NULL)
-        goto fail;
+    srv->view.nworkers = srv->nworkers;
+    srv->view.workers = srv->stats;
+    srv->view.draining = &drain_requested;
+    srv->view.producer_queue_max = wb_kafka_queue_max(cfg);
     return srv;
 fail:
     wb_server_free(srv);
@@ -293,13 +293,11 @@ fail:
 
 int wb_server_run(wb_server_t *srv)
 {
-    wb_admin_start(srv->admin);
     for (unsigned i = 1; i < srv->nworkers; i++)
         pthread_create(&srv->workers[i].tid, NULL, worker_main, &srv->workers[i]);
     worker_main(&srv->workers[0]);
     for (unsigned i = 1; i < srv->nworkers; i++)
         pthread_join(srv->workers[i].tid, NULL);
-    wb_admin_stop(srv->admin);
     return 0;
 }
 
@@ -307,7 +305,6 @@ void wb_server_free(wb_server_t *srv)
 {
     if (srv == NULL)
         return;
-    wb_admin_free(srv->admin);
     for (unsigned i = 0; srv->workers != NULL && i < srv->nworkers; i++) {
         wb_worker_t *w = &srv->workers[i];
         if (w->listen_fd >= 0)
@@ -317,5 +314,6 @@ void wb_server_free(wb_server_t *srv)
     }
     h2o_config_dispose(&srv->globalconf);
     free(srv->workers);
+    free(srv->stats);
     free(srv);
 }

@@ -90,7 +90,8 @@ static int produce_one(kthread_t *t)
     memcpy(value, r->value, r->value_len);
     p->t = t;
     clock_gettime(CLOCK_MONOTONIC, &p->start);
-    if (wb_kafka_produce(t->k, r->topic, r->key, r->key_len, value, r->value_len, NULL, p, &kerr) !=
+    wb_record_t rec = {r->topic, r->key, r->key_len, value, r->value_len, NULL, NULL};
+    if (wb_kafka_produce(t->k, &rec, 0, p, &kerr) !=
         WB_OK) {
         free(value);
         free(p);

@@ -47,7 +47,7 @@ def test_sigterm_under_load_exits_0_and_every_200_is_in_kafka():
         statuses = [s for s, _ in results]
         # in flight at the signal: their true answer (200); after it: 503 or refused
         assert statuses.count(200) > 0
-        assert set(statuses) <= {200, 503, None}, set(statuses)
+        assert set(statuses) <= {200, None} | harness.FAILURE_STATUSES, set(statuses)
         receipts = loadgen.receipts(results)
         kafka.cmd("rtt all 0")
         got = harness.read_receipts(kafka.bootstrap, receipts)
@@ -84,18 +84,46 @@ def test_drain_bound_answers_503_to_what_is_left_and_a_second_signal_exits_at_on
             bridge.tmp.cleanup()
 
 
-def test_readiness_follows_the_brokers():
+def test_readiness_does_not_follow_the_brokers_but_says_where_they_are():
+    """Every replica shares the cluster: readiness that followed it would take
+    every replica out of the Service at once. /readyz stays 200 and reports
+    Kafka in its body and in a metric."""
     with harness.Standin() as kafka, harness.Bridge(kafka.bootstrap) as bridge:
         bridge.wait_ready(200)
+        bridge.wait_kafka_reachable(True)
+        m = bridge.metrics()
+        assert m["webhook_bridge_kafka_reachable"] == 1
+        assert m["webhook_bridge_kafka_brokers_known"] == 3
+        assert m["webhook_bridge_kafka_brokers_up"] >= 1
+        kafka.cmd("down all")
+        bridge.wait_kafka_reachable(False)
+        r = requests.get(bridge.admin + "/readyz", timeout=5)
+        assert r.status_code == 200 and r.json() == {"status": "ready", "kafka": "unreachable"}
         assert requests.get(bridge.admin + "/healthz", timeout=5).status_code == 200
+        m = bridge.metrics()
+        assert m["webhook_bridge_kafka_reachable"] == 0
+        assert m["webhook_bridge_kafka_brokers_up"] == 0
+        kafka.cmd("up all")
+        bridge.wait_kafka_reachable(True, timeout=30)
+        assert bridge.metrics()["webhook_bridge_kafka_reachable"] == 1
+        assert any(l["msg"].startswith("kafka unreachable") for l in bridge.stdout_lines())
+
+
+def test_ready_requires_kafka_follows_the_connections_not_one_broker():
+    with harness.Standin() as kafka, harness.Bridge(
+            kafka.bootstrap, env={"BRIDGE_READY_REQUIRES_KAFKA": "true"}) as bridge:
+        bridge.wait_ready(200)
+        assert bridge.post("piriod", PIRIOD).status_code == 200
+        kafka.cmd("down 1")  # one broker of three: still ready
+        time.sleep(3)  # three statistics intervals
+        r = requests.get(bridge.admin + "/readyz", timeout=5)
+        assert r.status_code == 200 and r.json()["kafka"] == "reachable", r.text
         kafka.cmd("down all")
         bridge.wait_ready(503)
-        assert requests.get(bridge.admin + "/readyz").json()["status"] == "kafka_unreachable"
-        assert requests.get(bridge.admin + "/healthz", timeout=5).status_code == 200
-        assert bridge.metrics()["webhook_bridge_kafka_reachable"] == 0
+        assert requests.get(bridge.admin + "/readyz").json() == {
+            "status": "kafka_unreachable", "kafka": "unreachable"}
         kafka.cmd("up all")
         bridge.wait_ready(200, timeout=30)
-        assert bridge.metrics()["webhook_bridge_kafka_reachable"] == 1
 
 
 def test_metrics_change_by_exactly_the_requests_sent():

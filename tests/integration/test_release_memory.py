@@ -49,7 +49,7 @@ def test_valgrind_clean_across_success_errors_and_clients_gone(tmp_path):
             time.sleep(2)
             kafka.cmd("down all")
             r = bridge.post("piriod", PIRIOD, headers={}, timeout=30)
-            assert r.status_code == 503
+            assert r.status_code in harness.FAILURE_STATUSES
             kafka.cmd("up all")
             rc = bridge.stop(timeout=120)
         finally:
@@ -87,8 +87,9 @@ def test_rss_stays_bounded_over_the_inflight_bound():
         for round_ in range(3):
             results = loadgen.burst(bridge.port, bodies(1500), timeout=30)
             statuses = [s for s, _ in results]
-            assert set(statuses) <= {200, 503}, set(statuses)
-            assert statuses.count(503) >= 1000  # over the bound: refused at once
+            assert set(statuses) <= {200} | harness.FAILURE_STATUSES, set(statuses)
+            failures = sum(1 for s in statuses if s in harness.FAILURE_STATUSES)
+            assert failures >= 1000  # over the bound: refused at once
             samples.append(bridge.rss_kib())
         kafka.cmd("rtt all 0")
         print("RSS KiB after each round:", samples)

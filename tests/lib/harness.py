@@ -29,6 +29,10 @@ RELEASE_DIR = os.environ.get("WB_RELEASE_DIR", "")
 # The Release binary (no sanitizers), for valgrind and memory figures.
 RELEASE_BRIDGE = os.path.join(RELEASE_DIR, "webhook-bridge") if RELEASE_DIR else ""
 
+# The failure answers: a provider's failure_statuses rotate through these
+# (Piriod's default through all four; the others answer 503).
+FAILURE_STATUSES = {500, 502, 503, 504}
+
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
@@ -141,6 +145,17 @@ class Bridge:
                 return
             time.sleep(0.1)
         raise AssertionError(f"/readyz stayed {status}, wanted {want}")
+
+    def wait_kafka_reachable(self, want=True, timeout=20):
+        """Waits for /readyz's "kafka" (the producer's broker connections)."""
+        deadline = time.time() + timeout
+        seen = None
+        while time.time() < deadline:
+            seen = requests.get(self.admin + "/readyz", timeout=2).json().get("kafka")
+            if seen == ("reachable" if want else "unreachable"):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"/readyz kafka stayed {seen}, wanted reachable={want}")
 
     def post(self, provider, body, headers=None, path=None, timeout=40, **kw):
         """POSTs body (dict/list -> JSON, str/bytes as is) to /webhooks/<provider>."""

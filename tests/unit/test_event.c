@@ -1000,6 +1000,57 @@ static void test_value_ownership(void **state)
     free(p);
 }
 
+/* A record whose topic does not exist becomes a dead letter of itself: type
+ * <provider>.deadletter, the reason, every other attribute and data as built
+ * (escapes and Unicode byte for byte). */
+static void test_to_deadletter(void **state)
+{
+    fx_t *f = *state;
+    static const char body[] = "{\"event\":\"new.kind\",\"object_id\":\"p\\\"1\u00e9\",\"n\":[1,"
+                               "{\"a\":\"\\u2028\"}],\"deadletterreason\":\"x\"}";
+    wb_event_t *ev = build(f, "piriod", body);
+    expect_good(ev);
+    char id[WB_ID_MAX + 1], received[64];
+    snprintf(id, sizeof(id), "%s", rec_get("/id", WB_JSON_STRING));
+    snprintf(received, sizeof(received), "%s", rec_get("/receivedat", WB_JSON_STRING));
+    wb_json_t js;
+    wb_json_init(&js, MAXTOK);
+    wb_buf_t out;
+    wb_buf_init(&out, 1 << 20);
+    const wb_provider_t *prov = provider(&f->cfg, "piriod");
+    assert_int_equal(wb_event_to_deadletter(&f->cfg, prov, &js, ev->value.p, ev->value.len,
+                                            "unknown_topic: webhooks.piriod.new.kind", &out),
+                     WB_OK);
+    parse_len(&rec_js, out.p, out.len);
+    char *text = strndup(out.p, out.len);
+    assert_string_equal(rec_get("/type", WB_JSON_STRING), "piriod.deadletter");
+    assert_string_equal(rec_get("/deadletterreason", WB_JSON_STRING),
+                        "unknown_topic: webhooks.piriod.new.kind");
+    assert_string_equal(rec_get("/id", WB_JSON_STRING), id);
+    assert_string_equal(rec_get("/receivedat", WB_JSON_STRING), received);
+    assert_string_equal(rec_get("/providerevent", WB_JSON_STRING), "new.kind");
+    assert_string_equal(rec_get("/subject", WB_JSON_STRING), "p\"1\xc3\xa9");
+    /* data verbatim: the body's own deadletterreason member stays inside it */
+    const char *data = strstr(text, ",\"data\":");
+    assert_non_null(data);
+    assert_int_equal(strlen(data + 8), sizeof(body) - 1 + 1);
+    assert_memory_equal(data + 8, body, sizeof(body) - 1);
+    /* the record's attributes appear once each */
+    assert_null(strstr(strstr(text, "\"deadletterreason\"") + 1, "\"deadletterreason\":\"unk"));
+    free(text);
+    /* over the cap: an error, not a cut record */
+    wb_buf_t small;
+    wb_buf_init(&small, 40);
+    assert_int_equal(wb_event_to_deadletter(&f->cfg, prov, &js, ev->value.p, ev->value.len, "r",
+                                            &small),
+                     WB_ERR_TOO_LARGE);
+    /* not a record */
+    assert_int_not_equal(wb_event_to_deadletter(&f->cfg, prov, &js, "[1]", 3, "r", &small), WB_OK);
+    wb_buf_free(&small);
+    wb_buf_free(&out);
+    wb_json_free(&js);
+}
+
 #define FX(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 
 int main(void)
@@ -1031,6 +1082,7 @@ int main(void)
         FX(test_dead_large_not_object), /* regression */
         FX(test_build_new_provider),
         FX(test_value_ownership),
+        FX(test_to_deadletter),
     };
     /* clang-format on */
     return cmocka_run_group_tests(tests, setup_all, teardown_all);

@@ -357,6 +357,58 @@ static void test_set_deadletter_status(void **state)
     assert_int_equal(fx->prov.deadletter_status, 400);
 }
 
+static void test_set_failure_statuses(void **state)
+{
+    fx_t *fx = *state;
+    /* a provider of the configuration answers 503, as before */
+    assert_int_equal(fx->prov.nfailure_statuses, 1);
+    assert_int_equal(fx->prov.failure_statuses[0], 503);
+    SET_OK(fx, "failure_statuses", "502, 504,500");
+    assert_int_equal(fx->prov.nfailure_statuses, 3);
+    assert_int_equal(fx->prov.failure_statuses[0], 502);
+    assert_int_equal(fx->prov.failure_statuses[1], 504);
+    assert_int_equal(fx->prov.failure_statuses[2], 500);
+    SET_BAD(fx, "failure_statuses", "503,410", "'503,410' is not a list of 500, 502, 503, 504");
+    SET_OK(fx, "failure_statuses", "503,");
+    assert_int_equal(fx->prov.nfailure_statuses, 1); /* "503," is one code */
+    SET_BAD(fx, "failure_statuses", "200", "'200' is not a list of 500, 502, 503, 504");
+    SET_BAD(fx, "failure_statuses", "5031", "'5031' is not a list of 500, 502, 503, 504");
+    SET_BAD(fx, "failure_statuses", "503x", "'503x' is not a list of 500, 502, 503, 504");
+    SET_BAD(fx, "failure_statuses", "", "at least one code (500, 502, 503, 504)");
+    SET_BAD(fx, "failure_statuses", "503,503,503,503,503,503,503,503,503", "at most 8 codes");
+    assert_int_equal(fx->prov.nfailure_statuses, 1);
+}
+
+static void test_piriod_failures_rotate(void **state)
+{
+    (void)state;
+    wb_provider_t prov;
+    assert_int_equal(wb_provider_init(&prov, "piriod"), WB_OK);
+    /* Piriod disables a webhook after the same failing status 3 times */
+    assert_true(prov.nfailure_statuses >= 3);
+    for (unsigned i = 0; i < prov.nfailure_statuses; i++)
+        for (unsigned j = i + 1; j < prov.nfailure_statuses; j++)
+            assert_int_not_equal(prov.failure_statuses[i], prov.failure_statuses[j]);
+    wb_provider_free(&prov);
+}
+
+static void test_set_unknown_topic(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(fx->prov.unknown_topic, WB_UNKNOWN_TOPIC_DEADLETTER);
+    SET_OK(fx, "unknown_topic", "webhooks.acme.other");
+    assert_int_equal(fx->prov.unknown_topic, WB_UNKNOWN_TOPIC_TOPIC);
+    assert_string_equal(fx->prov.unknown_topic_name, "webhooks.acme.other");
+    SET_OK(fx, "unknown_topic", "fail");
+    assert_int_equal(fx->prov.unknown_topic, WB_UNKNOWN_TOPIC_FAIL);
+    assert_null(fx->prov.unknown_topic_name);
+    SET_OK(fx, "unknown_topic", "deadletter");
+    assert_int_equal(fx->prov.unknown_topic, WB_UNKNOWN_TOPIC_DEADLETTER);
+    SET_BAD(fx, "unknown_topic", "no/slash", "'no/slash' is not deadletter, fail or a Kafka topic name");
+    SET_BAD(fx, "unknown_topic", "", "'' is not deadletter, fail or a Kafka topic name");
+    assert_int_equal(fx->prov.unknown_topic, WB_UNKNOWN_TOPIC_DEADLETTER);
+}
+
 static void test_set_enabled(void **state)
 {
     fx_t *fx = *state;
@@ -454,6 +506,9 @@ int main(void)
         FX(test_set_max_body),
         FX(test_set_deadletter_status),
         FX(test_set_enabled),
+        FX(test_set_failure_statuses),
+        cmocka_unit_test(test_piriod_failures_rotate),
+        FX(test_set_unknown_topic),
         FX(test_set_unknown),
         FX(test_set_no_err_buffer),
         cmocka_unit_test(test_name_valid),

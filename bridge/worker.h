@@ -1,0 +1,45 @@
+/* worker.h - one worker thread's state: its h2o event loop, its producer, its
+ * parser, the requests waiting for their delivery reports and its counters;
+ * and what the workers of a process share. server.c creates and runs the
+ * workers; ingest.c serves their requests. A header only: it owns no code. */
+#ifndef WB_WORKER_H
+#define WB_WORKER_H
+
+#include "config.h"
+#include "json.h"
+#include "kafka.h"
+#include "stats.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* Shared by every worker of the process (atomics only). */
+typedef struct {
+    /* per provider: the failure answers given so far, which picks the next
+     * code of failure_statuses; starts at a random place in each process so
+     * that replicas behind one load balancer do not rotate in step */
+    atomic_uint failure_seq[WB_MAX_PROVIDERS];
+} wb_shared_t;
+
+/* A worker's h2o objects (loop, context, sockets) are created on the
+ * worker's own thread: libh2o's socket buffer allocator is thread-local. */
+typedef struct wb_worker {
+    unsigned id;
+    const wb_config_t *cfg;
+    wb_shared_t *shared;
+    h2o_globalconf_t *globalconf;
+    int listen_fd; /* bound at start-up, wrapped by the worker's thread */
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_socket_t *listener;
+    wb_kafka_t *kafka;
+    wb_json_t json;
+    h2o_timeout_t deadlines[WB_MAX_PROVIDERS];
+    h2o_linklist_t pending; /* wb_pending_t still attached to a request */
+    unsigned max_inflight;
+    int draining;
+    wb_stats_t stats;
+    pthread_t tid;
+} wb_worker_t;
+
+#endif
