@@ -84,6 +84,14 @@ static int on_readyz(h2o_handler_t *self, h2o_req_t *req)
         s_;                                                                                        \
     })
 
+static void render_unsafe(void *ctx, const char *topic, int rf, int min_isr)
+{
+    wb_buf_printf(ctx,
+                  "webhook_bridge_topic_unsafe{topic=\"%s\",replication_factor=\"%d\","
+                  "min_insync_replicas=\"%d\"} 1\n",
+                  topic, rf, min_isr);
+}
+
 static void render(wb_admin_t *a, wb_buf_t *b)
 {
     const wb_config_t *cfg = a->cfg;
@@ -129,8 +137,8 @@ static void render(wb_admin_t *a, wb_buf_t *b)
         for (unsigned p = 0; p < cfg->nproviders; p++) {
             unsigned long v = 0;
             for (unsigned w = 0; w < a->view->nworkers; w++) {
-                const atomic_ulong *arr = (const atomic_ulong *)((const char *)a->view->workers[w] +
-                                                                 per_provider[m].off);
+                const atomic_ulong *arr =
+                    (const atomic_ulong *)((const char *)a->view->workers[w] + per_provider[m].off);
                 v += atomic_load_explicit(&arr[p], memory_order_relaxed);
             }
             wb_buf_printf(b, "%s{provider=\"%s\"} %lu\n", per_provider[m].name,
@@ -161,8 +169,20 @@ static void render(wb_admin_t *a, wb_buf_t *b)
                      "# TYPE webhook_bridge_deadletters_total counter\n");
     for (unsigned p = 0; p < cfg->nproviders; p++)
         for (unsigned r = 0; r < WB_DL_REASONS; r++)
-            wb_buf_printf(b, "webhook_bridge_deadletters_total{provider=\"%s\",reason=\"%s\"} %lu\n",
+            wb_buf_printf(b,
+                          "webhook_bridge_deadletters_total{provider=\"%s\",reason=\"%s\"} %lu\n",
                           cfg->providers[p].name, wb_dl_reason_names[r], SUM(deadletters[p][r]));
+
+    /* topics are few and bounded (topics.c tracks at most 1024) */
+    wb_buf_printf(b, "# HELP webhook_bridge_topic_unsafe Topics written to whose replication "
+                     "factor or min.insync.replicas is under the floor (-1: not known).\n"
+                     "# TYPE webhook_bridge_topic_unsafe gauge\n");
+    unsigned unsafe = wb_topics_unsafe(a->view->topics, render_unsafe, b);
+    wb_buf_printf(b,
+                  "# HELP webhook_bridge_topics_unsafe How many topics written to cannot keep "
+                  "the promise.\n# TYPE webhook_bridge_topics_unsafe gauge\n"
+                  "webhook_bridge_topics_unsafe %u\n",
+                  unsafe);
 
     int reachable = wb_stats_kafka_reachable(a->view);
     wb_buf_printf(b,

@@ -42,6 +42,12 @@ static const struct setting {
     S("kafka", "topic_prefix", "BRIDGE_KAFKA_TOPIC_PREFIX", T_TOPIC, topic_prefix, 1, 0),
     S("kafka", "deadletter_topic", "BRIDGE_KAFKA_DEADLETTER_TOPIC", T_TOPIC, deadletter_topic, 0,
       0),
+    S("kafka", "min_replication_factor", "BRIDGE_KAFKA_MIN_REPLICATION_FACTOR", T_UINT,
+      min_replication_factor, 1, 100),
+    S("kafka", "min_insync_replicas", "BRIDGE_KAFKA_MIN_INSYNC_REPLICAS", T_UINT,
+      min_insync_replicas, 1, 100),
+    S("kafka", "refuse_unsafe_topics", "BRIDGE_KAFKA_REFUSE_UNSAFE_TOPICS", T_BOOL,
+      refuse_unsafe_topics, 0, 0),
 #undef S
 };
 
@@ -418,6 +424,8 @@ static int set_defaults(wb_config_t *cfg)
     cfg->max_depth = 64;
     cfg->max_tokens = 1000000;
     cfg->mock_brokers = 3;
+    cfg->min_replication_factor = 3;
+    cfg->min_insync_replicas = 2;
     if ((cfg->listen = strdup("0.0.0.0:8080")) == NULL ||
         (cfg->admin_listen = strdup("0.0.0.0:9090")) == NULL ||
         (cfg->topic_prefix = strdup("webhooks")) == NULL)

@@ -91,6 +91,9 @@ typedef struct {
     unsigned mock_brokers;
     char *topic_prefix;
     char *deadletter_topic;
+    /* the floor a topic must meet to keep the promise (topics.c) */
+    unsigned min_replication_factor, min_insync_replicas;
+    int refuse_unsafe_topics; /* a failure answer for a topic under the floor */
     /* [librdkafka] pass-through, in order (later entries win) */
     wb_kv_t rdkafka[WB_MAX_RDKAFKA];
     unsigned nrdkafka;

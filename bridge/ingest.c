@@ -14,6 +14,7 @@
 #include "event.h"
 #include "log.h"
 #include "stats.h"
+#include "topics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@ typedef enum {
     E_TIMEOUT,
     E_OVERLOADED,
     E_DRAINING,
+    E_UNSAFE_TOPIC,
 } wb_ingest_err_t;
 
 /* status 0: a failure answer, whose code comes from the provider's
@@ -55,7 +57,14 @@ static const struct {
     [E_TIMEOUT] = {0, NULL, "kafka_timeout", "Kafka did not acknowledge the event in time"},
     [E_OVERLOADED] = {0, NULL, "overloaded", "too many requests in flight"},
     [E_DRAINING] = {0, NULL, "draining", "shutting down, retry"},
+    [E_UNSAFE_TOPIC] = {0, NULL, "topic_unsafe",
+                        "the event's topic has too few replicas to keep it (refuse_unsafe_topics)"},
 };
+
+/* A record whose topic the registry does not know yet waits this long, at
+ * most, for it to find out (a metadata round trip, usually milliseconds);
+ * then it is produced as is and librdkafka decides. */
+#define WB_TOPIC_HOLD_MS 500
 
 static const char *failure_reason(int status)
 {
@@ -89,6 +98,10 @@ struct wb_pending {
     struct timespec start;
     h2o_timeout_entry_t deadline;
     h2o_linklist_t node; /* in worker->pending while attached */
+    /* a record held until its topic is known (worker->held), not yet produced */
+    h2o_linklist_t held_node;
+    char *held_value, *held_key;
+    size_t held_len, held_key_len;
     size_t id_len, type_len, topic_len;
     char strs[]; /* id NUL type NUL topic NUL */
 };
@@ -152,8 +165,8 @@ static int failure_status(wb_worker_t *w, const wb_provider_t *prov, unsigned pr
 {
     if (prov == NULL || prov->nfailure_statuses == 0)
         return 503;
-    unsigned seq = atomic_fetch_add_explicit(&w->shared->failure_seq[prov_index], 1,
-                                             memory_order_relaxed);
+    unsigned seq =
+        atomic_fetch_add_explicit(&w->shared->failure_seq[prov_index], 1, memory_order_relaxed);
     return prov->failure_statuses[seq % prov->nfailure_statuses];
 }
 
@@ -248,8 +261,8 @@ static void answer_failure(wb_pending_t *pend, wb_ingest_err_t e, const char *de
     int status = failure_status(w, pend->prov, pend->prov_index);
     detach(pend);
     wb_stats_count_status(&w->stats, pend->prov_index, status);
-    access_log(pend->prov, status, elapsed_ms(&pend->start), errors[e].code, pend_id(pend), NULL,
-               0, 0);
+    access_log(pend->prov, status, elapsed_ms(&pend->start), errors[e].code, pend_id(pend), NULL, 0,
+               0);
     send_error(req, e, status, NULL, detail);
 }
 
@@ -260,12 +273,22 @@ static void on_deadline(h2o_timeout_entry_t *entry)
         answer_failure(pend, E_TIMEOUT, NULL);
 }
 
+static void free_held(wb_pending_t *pend)
+{
+    h2o_linklist_unlink(&pend->held_node);
+    free(pend->held_value);
+    free(pend->held_key);
+    free(pend);
+}
+
 void wb_ingest_abort_pending(wb_worker_t *w)
 {
     while (!h2o_linklist_is_empty(&w->pending)) {
         wb_pending_t *pend = H2O_STRUCT_FROM_MEMBER(wb_pending_t, node, w->pending.next);
         answer_failure(pend, E_DRAINING, NULL);
     }
+    while (!h2o_linklist_is_empty(&w->held)) /* never produced: no report will come */
+        free_held(H2O_STRUCT_FROM_MEMBER(wb_pending_t, held_node, w->held.next));
 }
 
 /* The record's topic does not exist (and the cluster does not create it):
@@ -312,6 +335,67 @@ static int produce_fallback(wb_worker_t *w, wb_pending_t *pend, const char *key,
     pend->deadletter = 1;
     pend->dl_reason = WB_DL_UNKNOWN_TOPIC;
     return WB_OK;
+}
+
+/* Hands the record to the producer, or to the provider's fallback when its
+ * topic does not exist. Takes value (malloc'ed) in every case. WB_OK: a
+ * report will come for pend. */
+static int dispatch(wb_worker_t *w, wb_pending_t *pend, char *value, size_t len, const char *key,
+                    size_t key_len, const char *reason, wb_topic_state_t ts,
+                    rd_kafka_resp_err_t *kerr)
+{
+    wb_record_t rec = {pend->deadletter ? w->cfg->deadletter_topic : pend_topic(pend),
+                       key,
+                       key_len,
+                       value,
+                       len,
+                       reason,
+                       NULL};
+    int r = WB_ERR_KAFKA;
+    *kerr = RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+    if (ts != WB_TOPIC_MISSING && (r = wb_kafka_produce(w->kafka, &rec, 0, pend, kerr)) == WB_OK)
+        return WB_OK; /* the producer frees value */
+    if (wb_kafka_err_unknown_topic(*kerr))
+        r = produce_fallback(w, pend, key, key_len, value, len, kerr);
+    free(value);
+    return r;
+}
+
+void wb_ingest_tick(wb_worker_t *w)
+{
+    h2o_linklist_t *l, *next;
+    for (l = w->held.next; l != &w->held; l = next) {
+        next = l->next;
+        wb_pending_t *pend = H2O_STRUCT_FROM_MEMBER(wb_pending_t, held_node, l);
+        int unsafe;
+        wb_topic_state_t ts = wb_topics_state(w->shared->topics, pend_topic(pend), &unsafe);
+        if (pend->req != NULL && ts == WB_TOPIC_UNKNOWN &&
+            elapsed_ms(&pend->start) < WB_TOPIC_HOLD_MS)
+            continue;
+        if (pend->req == NULL) { /* answered (deadline, drain) or gone: nothing to write */
+            free_held(pend);
+            continue;
+        }
+        h2o_linklist_unlink(&pend->held_node);
+        char *value = pend->held_value;
+        pend->held_value = NULL;
+        rd_kafka_resp_err_t kerr;
+        if (unsafe && w->cfg->refuse_unsafe_topics) {
+            free(value);
+            answer_failure(pend, E_UNSAFE_TOPIC, NULL);
+        } else if (dispatch(w, pend, value, pend->held_len, pend->held_key, pend->held_key_len,
+                            NULL, ts, &kerr) != WB_OK) {
+            wb_stats_count_kafka_error(&w->stats, kerr);
+            answer_failure(pend, kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL ? E_OVERLOADED : E_KAFKA,
+                           rd_kafka_err2str(kerr));
+        } else {
+            free(pend->held_key);
+            pend->held_key = NULL;
+            continue; /* its report answers and frees it */
+        }
+        free(pend->held_key);
+        free(pend);
+    }
 }
 
 static void answer_receipt(wb_pending_t *pend, const wb_report_t *rep, double ms)
@@ -577,26 +661,40 @@ int wb_ingest_on_req(h2o_handler_t *self, h2o_req_t *req)
         return reject(req, prov, pi, r == WB_ERR_TOO_LARGE ? E_TOO_LARGE : E_OVERLOADED, NULL,
                       NULL);
     }
+    /* the topic: one the cluster has, one it does not (the fallback), or
+     * one not known yet (held until the registry finds out, tick) */
+    int unsafe = 0;
+    wb_topic_state_t ts = wb_topics_state(w->shared->topics, ev.topic, &unsafe);
+    if (unsafe && cfg->refuse_unsafe_topics) {
+        wb_event_free(&ev);
+        return reject(req, prov, pi, E_UNSAFE_TOPIC, NULL, NULL);
+    }
     wb_pending_t *pend = pending_new(w, prov, pi, &ev, &start);
     if (pend == NULL) {
         wb_event_free(&ev);
         return reject(req, prov, pi, E_OVERLOADED, NULL, "out of memory");
     }
+    size_t value_len = ev.value.len;
+    char *value = wb_buf_steal(&ev.value, NULL);
     rd_kafka_resp_err_t kerr;
-    wb_record_t rec = {ev.topic,    ev.key, ev.key_len, ev.value.p, ev.value.len,
-                       ev.deadletter ? ev.reason : NULL, NULL};
-    if (wb_kafka_produce(w->kafka, &rec, 0, pend, &kerr) == WB_OK) {
-        wb_buf_steal(&ev.value, NULL); /* the producer frees it */
-    } else if (!wb_kafka_err_unknown_topic(kerr) ||
-               produce_fallback(w, pend, ev.key, ev.key_len, ev.value.p, ev.value.len, &kerr) !=
-                   WB_OK) {
+    if (ts == WB_TOPIC_UNKNOWN && !ev.deadletter) {
+        if ((pend->held_key = malloc(ev.key_len + 1)) == NULL) {
+            free(value);
+            free(pend);
+            return reject(req, prov, pi, E_OVERLOADED, NULL, "out of memory");
+        }
+        memcpy(pend->held_key, ev.key, ev.key_len);
+        pend->held_key_len = ev.key_len;
+        pend->held_value = value;
+        pend->held_len = value_len;
+        h2o_linklist_insert(&w->held, &pend->held_node);
+    } else if (dispatch(w, pend, value, value_len, ev.key, ev.key_len,
+                        ev.deadletter ? ev.reason : NULL, ts, &kerr) != WB_OK) {
         free(pend);
-        wb_event_free(&ev);
         wb_stats_count_kafka_error(&w->stats, kerr);
         return reject(req, prov, pi, kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL ? E_OVERLOADED : E_KAFKA,
                       NULL, rd_kafka_err2str(kerr));
     }
-    wb_event_free(&ev);
 
     /* from here the report callback owns pend; the request holds a link */
     wb_link_t *link = h2o_mem_alloc_shared(&req->pool, sizeof(*link), on_link_dispose);

@@ -13,6 +13,8 @@ int wb_ingest_on_req(h2o_handler_t *self, h2o_req_t *req);
 int wb_ingest_not_found(h2o_handler_t *self, h2o_req_t *req);
 /* The delivery report of a record produced by wb_ingest_on_req. */
 void wb_ingest_on_report(void *opaque, const wb_report_t *rep, void *ctx);
+/* Once per loop turn: produces the records whose topics became known. */
+void wb_ingest_tick(wb_worker_t *w);
 /* Answers 503 to every request of w still waiting for its report. */
 void wb_ingest_abort_pending(wb_worker_t *w);
 

@@ -31,7 +31,9 @@ struct wb_kafka {
     wb_kafka_report_cb cb;
     void *cb_ctx;
     atomic_int fatal;
-    wb_json_t stats_json; /* parses the statistics, on the loop's thread */
+    wb_json_t stats_json;                         /* parses the statistics, on the loop's thread */
+    rd_kafka_topic_t *warm[WB_MAX_PROVIDERS + 1]; /* topics known before their first record */
+    unsigned nwarm;
     atomic_int brokers_up, brokers_known, reachable;
 };
 
@@ -143,6 +145,22 @@ rd_kafka_conf_t *wb_kafka_conf_new(const wb_config_t *cfg, const char *bootstrap
         {"partitioner", "murmur2_random"},
         {"queue.buffering.max.kbytes", "32768"},
         {"queue.buffering.max.messages", "100000"},
+        /* a topic the cluster says does not exist fails its records at once
+         * (_UNKNOWN_TOPIC, then ingest.c's fallback) instead of at
+         * message.timeout.ms; librdkafka's default waits 30 s for a topic
+         * just created to reach every broker, KRaft needs milliseconds */
+        {"topic.metadata.propagation.max.ms", "0"},
+        /* failover: a broker that stops answering (SIGSTOP, a GC pause, a
+         * black-holed path) holds its in-flight produce requests until they
+         * time out, and its partitions until the client learns their new
+         * leaders. With Kafka's 30 s default they waited past every deadline;
+         * with 3 s, then a reconnect that gives up as fast and a metadata
+         * refresh every 10 s, a paused leader's partitions took writes again
+         * 3.1 s after the pause (15.6 s with the defaults), on three real
+         * brokers with broker.session.timeout.ms 3000 (docker-compose.yml) */
+        {"request.timeout.ms", "3000"},
+        {"socket.connection.setup.timeout.ms", "3000"},
+        {"topic.metadata.refresh.interval.ms", "10000"},
         /* broker connection states for readiness and metrics (on_stats) */
         {"statistics.interval.ms", "1000"},
         {"client.id", "webhook-bridge"},
@@ -269,6 +287,13 @@ int wb_kafka_recover(wb_kafka_t *k, char *err, size_t errsz)
     rd_kafka_t *old = k->rk;
     k->rk = rk;
     pthread_mutex_unlock(&k->lock);
+    for (unsigned i = 0; i < k->nwarm; i++) { /* the same topics, on the new producer */
+        if (k->warm[i] == NULL)
+            continue;
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, rd_kafka_topic_name(k->warm[i]), NULL);
+        rd_kafka_topic_destroy(k->warm[i]);
+        k->warm[i] = rkt;
+    }
     producer_destroy(old);
     atomic_store(&k->fatal, 0);
     wb_logf(WB_LOG_WARN, "kafka producer replaced after a fatal error");
@@ -300,6 +325,16 @@ int wb_kafka_produce(wb_kafka_t *k, const wb_record_t *rec, int copy, void *opaq
         return WB_ERR_KAFKA;
     }
     return WB_OK;
+}
+
+void wb_kafka_warm(wb_kafka_t *k, const char *topic)
+{
+    for (unsigned i = 0; i < k->nwarm; i++)
+        if (k->warm[i] != NULL && strcmp(rd_kafka_topic_name(k->warm[i]), topic) == 0)
+            return;
+    if (k->nwarm < WB_ARRAY_SIZE(k->warm) &&
+        (k->warm[k->nwarm] = rd_kafka_topic_new(k->rk, topic, NULL)) != NULL)
+        k->nwarm++;
 }
 
 void wb_kafka_poll(wb_kafka_t *k)
@@ -338,7 +373,8 @@ long wb_kafka_queue_max(const wb_config_t *cfg)
 
 int wb_kafka_err_unknown_topic(rd_kafka_resp_err_t err)
 {
-    return err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC || err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+    return err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+           err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
 }
 
 int wb_kafka_queue_len(wb_kafka_t *k)
@@ -358,6 +394,9 @@ void wb_kafka_destroy(wb_kafka_t *k)
 {
     if (k == NULL)
         return;
+    for (unsigned i = 0; i < k->nwarm; i++)
+        if (k->warm[i] != NULL)
+            rd_kafka_topic_destroy(k->warm[i]);
     if (k->rk != NULL) {
         rd_kafka_queue_t *q = rd_kafka_queue_get_main(k->rk);
         rd_kafka_queue_io_event_enable(q, -1, NULL, 0);

@@ -67,6 +67,9 @@ int wb_kafka_produce(wb_kafka_t *k, const wb_record_t *rec, int copy, void *opaq
 void wb_kafka_attach(wb_kafka_t *k, h2o_loop_t *loop);
 /* Closes the wake-up socket, on the loop's thread; the producer stays. */
 void wb_kafka_detach(wb_kafka_t *k);
+/* Makes the producer learn topic's partitions now, not at its first record
+ * (a first dead letter waited ~700 ms for them). */
+void wb_kafka_warm(wb_kafka_t *k, const char *topic);
 /* Serves what is queued (delivery reports, errors) without blocking. */
 void wb_kafka_poll(wb_kafka_t *k);
 /* Waits up to timeout_ms for every record to be reported; returns how many remain. */

@@ -64,11 +64,10 @@ static int set_failure_statuses(wb_provider_t *prov, const char *value, char *er
         long v = strtol(p, &end, 10);
         if (end == p || errno != 0 || (*end != '\0' && *end != ',' && *end != ' ') ||
             !failure_status_valid(v))
-            return wb_errf(err, errsz, WB_ERR_CONFIG,
-                           "'%s' is not a list of 500, 502, 503, 504", value);
+            return wb_errf(err, errsz, WB_ERR_CONFIG, "'%s' is not a list of 500, 502, 503, 504",
+                           value);
         if (n == WB_MAX_FAILURE_STATUSES)
-            return wb_errf(err, errsz, WB_ERR_CONFIG, "at most %d codes",
-                           WB_MAX_FAILURE_STATUSES);
+            return wb_errf(err, errsz, WB_ERR_CONFIG, "at most %d codes", WB_MAX_FAILURE_STATUSES);
         codes[n++] = (int)v;
         p = end;
     }
@@ -88,8 +87,9 @@ static int set_unknown_topic(wb_provider_t *prov, const char *value, char *err, 
         prov->unknown_topic = WB_UNKNOWN_TOPIC_FAIL;
     } else {
         size_t n = strlen(value);
-        if (n == 0 || n > 249 || strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                               "0123456789._-") != n)
+        if (n == 0 || n > 249 ||
+            strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                          "0123456789._-") != n)
             return wb_errf(err, errsz, WB_ERR_CONFIG,
                            "'%s' is not deadletter, fail or a Kafka topic name", value);
         prov->unknown_topic = WB_UNKNOWN_TOPIC_TOPIC;

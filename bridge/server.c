@@ -162,8 +162,7 @@ static void publish_gauges(wb_worker_t *w)
     atomic_store_explicit(&w->stats.kafka_reachable, b.reachable, memory_order_relaxed);
     atomic_store_explicit(&w->stats.producer_queue, wb_kafka_queue_len(w->kafka),
                           memory_order_relaxed);
-    atomic_store_explicit(&w->stats.producer_fatal, wb_kafka_fatal(w->kafka),
-                          memory_order_relaxed);
+    atomic_store_explicit(&w->stats.producer_fatal, wb_kafka_fatal(w->kafka), memory_order_relaxed);
 }
 
 static void *worker_main(void *arg)
@@ -182,6 +181,7 @@ static void *worker_main(void *arg)
          * a wake-up byte each time its queue is non-empty after a poll: none
          * is lost. */
         h2o_evloop_run(loop, 50);
+        wb_ingest_tick(w);
         wb_log_flush();
         publish_gauges(w);
         if (wb_kafka_fatal(w->kafka)) {
@@ -236,10 +236,16 @@ static int worker_init(wb_server_t *srv, wb_worker_t *w, unsigned id, const char
     w->listen_fd = -1;
     w->max_inflight = (cfg->max_inflight + srv->nworkers - 1) / srv->nworkers;
     h2o_linklist_init_anchor(&w->pending);
+    h2o_linklist_init_anchor(&w->held);
     wb_json_init(&w->json, cfg->max_tokens);
     w->kafka = wb_kafka_new(cfg, bootstrap, NULL, wb_ingest_on_report, w, err, errsz);
     if (w->kafka == NULL)
         return -1;
+    /* where records go when their own topic is missing: known before that day */
+    wb_kafka_warm(w->kafka, cfg->deadletter_topic);
+    for (unsigned i = 0; i < cfg->nproviders; i++)
+        if (cfg->providers[i].unknown_topic_name != NULL)
+            wb_kafka_warm(w->kafka, cfg->providers[i].unknown_topic_name);
     if ((w->listen_fd = wb_server_listen(cfg->listen, 1, err, errsz)) < 0)
         return -1;
     return 0;
@@ -278,6 +284,8 @@ wb_server_t *wb_server_new(const wb_config_t *cfg, const char *bootstrap, char *
             seed[i] = (unsigned)getpid() * 2654435761u + i;
     for (unsigned i = 0; i < WB_MAX_PROVIDERS; i++)
         atomic_init(&srv->shared.failure_seq[i], seed[i]);
+    if ((srv->shared.topics = wb_topics_new(cfg, bootstrap, err, errsz)) == NULL)
+        goto fail;
     for (unsigned i = 0; i < srv->nworkers; i++)
         if (worker_init(srv, &srv->workers[i], i, bootstrap, err, errsz) != 0)
             goto fail;
@@ -285,6 +293,7 @@ wb_server_t *wb_server_new(const wb_config_t *cfg, const char *bootstrap, char *
     srv->view.workers = srv->stats;
     srv->view.draining = &drain_requested;
     srv->view.producer_queue_max = wb_kafka_queue_max(cfg);
+    srv->view.topics = srv->shared.topics;
     return srv;
 fail:
     wb_server_free(srv);
@@ -312,6 +321,7 @@ void wb_server_free(wb_server_t *srv)
         wb_kafka_destroy(w->kafka); /* its h2o socket is gone already (worker_stop) */
         wb_json_free(&w->json);
     }
+    wb_topics_free(srv->shared.topics);
     h2o_config_dispose(&srv->globalconf);
     free(srv->workers);
     free(srv->stats);

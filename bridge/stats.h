@@ -6,6 +6,7 @@
 #define WB_STATS_H
 
 #include "config.h"
+#include "topics.h"
 
 #include <librdkafka/rdkafka.h>
 #include <stdatomic.h>
@@ -51,6 +52,7 @@ typedef struct {
     wb_stats_t *const *workers;
     const atomic_int *draining;
     long producer_queue_max; /* queue.buffering.max.messages per producer */
+    wb_topics_t *topics;     /* the topic registry, for the unsafe topics */
 } wb_stats_view_t;
 
 void wb_stats_count_status(wb_stats_t *st, unsigned prov_index, int status);

@@ -9,6 +9,7 @@
 #include "json.h"
 #include "kafka.h"
 #include "stats.h"
+#include "topics.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -19,6 +20,7 @@ typedef struct {
      * code of failure_statuses; starts at a random place in each process so
      * that replicas behind one load balancer do not rotate in step */
     atomic_uint failure_seq[WB_MAX_PROVIDERS];
+    wb_topics_t *topics; /* what is known of the topics written to */
 } wb_shared_t;
 
 /* A worker's h2o objects (loop, context, sockets) are created on the
@@ -36,6 +38,7 @@ typedef struct wb_worker {
     wb_json_t json;
     h2o_timeout_t deadlines[WB_MAX_PROVIDERS];
     h2o_linklist_t pending; /* wb_pending_t still attached to a request */
+    h2o_linklist_t held;    /* wb_pending_t waiting for their topic to be known */
     unsigned max_inflight;
     int draining;
     wb_stats_t stats;

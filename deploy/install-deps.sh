@@ -9,7 +9,7 @@ build=(build-essential cmake pkg-config librdkafka-dev libh2o-evloop-dev libjsmn
        libssl-dev libinih-dev)
 test=(libcmocka-dev python3 python3-pytest python3-requests python3-jsonschema
       python3-confluent-kafka kcat nghttp2-client wrk clang libclang-rt-14-dev valgrind
-      curl procps python3-h2 python3-yaml)
+      curl procps python3-h2 python3-yaml prometheus openjdk-17-jre-headless maven)
 
 want=("${build[@]}")
 if [ "${1:-}" = "--test" ]; then
@@ -41,5 +41,35 @@ if [ "${1:-}" = "--test" ]; then
   if [ ! -d "$top/tests/node_modules" ] ||
      [ "$top/tests/package-lock.json" -nt "$top/tests/node_modules/.package-lock.json" ]; then
     (cd "$top/tests" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  # Apache Kafka's jars, the release of docker-compose.yml's image, for the
+  # real-Kafka tests (tests/lib/kraft.py finds them by the same rule); fetched
+  # once, libs.complete marks a finished download (a partial one is redone)
+  kafka=$(grep -m1 -oE 'apache/kafka:[0-9]+\.[0-9]+\.[0-9]+' "$top/docker-compose.yml" | cut -d: -f2)
+  kdir="${WB_KAFKA_CACHE:-$HOME/.cache/webhook-bridge}/kafka-$kafka"
+  if [ ! -f "$kdir/libs.complete" ]; then
+    echo "install-deps: fetching the Kafka $kafka jars into $kdir/libs"
+    rm -rf "$kdir/libs.tmp"
+    mkdir -p "$kdir"
+    cat > "$kdir/pom.xml" <<EOF
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.webhook-bridge</groupId><artifactId>kafka-libs</artifactId><version>1</version>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$kafka</version></dependency>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>$kafka</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId><version>2.24.3</version></dependency>
+  </dependencies>
+</project>
+EOF
+    if command -v mvn >/dev/null 2>&1 &&
+       (cd "$kdir" && mvn -q -B -Dstyle.color=never dependency:copy-dependencies \
+          -DoutputDirectory=libs.tmp -DincludeScope=runtime); then
+      rm -rf "$kdir/libs"
+      mv "$kdir/libs.tmp" "$kdir/libs"
+      touch "$kdir/libs.complete"
+    else
+      echo "install-deps: no Kafka jars (needs mvn and Maven Central): the real-Kafka tests skip, or fail under CI" >&2
+    fi
   fi
 fi

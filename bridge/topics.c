@@ -1,0 +1,301 @@
+/* topics.c - the topic registry (topics.h). A fixed table of the topics the
+ * workers asked about, under one mutex; a thread that answers the questions
+ * with a client of its own (metadata for existence and replication factor,
+ * DescribeConfigs for min.insync.replicas), so that no event loop ever waits
+ * for the network. Missing topics are asked again every few seconds (an
+ * operator may create them), known ones every few minutes (settings change).
+ * Owns: the table, the thread, its client. Must not: produce records. */
+#include "topics.h"
+#include "log.h"
+
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define TOPICS_MAX 1024         /* more: not tracked (produced as is, never refused) */
+#define RECHECK_MISSING_MS 5000 /* a topic created by an operator is used this soon */
+#define RECHECK_KNOWN_MS 300000
+#define RECHECK_UNANSWERED_MS 1000 /* the cluster did not answer: not hammered */
+#define ASK_TIMEOUT_MS 3000
+
+typedef struct {
+    char *name;
+    wb_topic_state_t state;
+    int rf, min_isr;  /* -1: not known */
+    int unsafe;       /* 1: under the floor */
+    uint64_t checked; /* monotonic ms of the last answer */
+    uint64_t asked;   /* monotonic ms of the last question, 0: never */
+    int logged;       /* the unsafe warning was written */
+} entry_t;
+
+struct wb_topics {
+    const wb_config_t *cfg;
+    rd_kafka_t *rk;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_t tid;
+    int stop, started;
+    entry_t table[TOPICS_MAX];
+    unsigned n;
+};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s != '\0'; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* The slot of name, or the empty slot where it would go; NULL when full. */
+static entry_t *slot(wb_topics_t *t, const char *name)
+{
+    for (unsigned i = 0, j = (unsigned)(hash(name) % TOPICS_MAX); i < TOPICS_MAX;
+         i++, j = (j + 1) % TOPICS_MAX) {
+        entry_t *e = &t->table[j];
+        if (e->name == NULL || strcmp(e->name, name) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+wb_topic_state_t wb_topics_state(wb_topics_t *t, const char *topic, int *unsafe)
+{
+    wb_topic_state_t st = WB_TOPIC_UNKNOWN;
+    *unsafe = 0;
+    pthread_mutex_lock(&t->lock);
+    entry_t *e = slot(t, topic);
+    if (e != NULL && e->name != NULL) {
+        st = e->state;
+        *unsafe = e->unsafe;
+    } else if (e != NULL && t->n < TOPICS_MAX * 3 / 4 && (e->name = strdup(topic)) != NULL) {
+        e->rf = e->min_isr = -1;
+        t->n++;
+        pthread_cond_signal(&t->wake);
+    } else {
+        st = WB_TOPIC_EXISTS; /* not tracked: produced as is */
+    }
+    pthread_mutex_unlock(&t->lock);
+    return st;
+}
+
+unsigned wb_topics_unsafe(wb_topics_t *t, void (*fn)(void *, const char *, int, int), void *ctx)
+{
+    unsigned n = 0;
+    pthread_mutex_lock(&t->lock);
+    for (unsigned i = 0; i < TOPICS_MAX; i++) {
+        const entry_t *e = &t->table[i];
+        if (e->name != NULL && e->unsafe) {
+            n++;
+            if (fn != NULL)
+                fn(ctx, e->name, e->rf, e->min_isr);
+        }
+    }
+    pthread_mutex_unlock(&t->lock);
+    return n;
+}
+
+/* min.insync.replicas of topic, -1 when the cluster does not say (the
+ * embedded mock has no DescribeConfigs). Blocking; registry thread only. */
+static int describe_min_isr(rd_kafka_t *rk, const char *topic)
+{
+    int min_isr = -1;
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+    rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+    rd_kafka_AdminOptions_set_request_timeout(opt, ASK_TIMEOUT_MS, NULL, 0);
+    rd_kafka_DescribeConfigs(rk, &res, 1, opt, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, ASK_TIMEOUT_MS + 1000);
+    const rd_kafka_DescribeConfigs_result_t *r =
+        ev != NULL ? rd_kafka_event_DescribeConfigs_result(ev) : NULL;
+    if (r != NULL && rd_kafka_event_error(ev) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        size_t nres, ncfg;
+        const rd_kafka_ConfigResource_t **rs = rd_kafka_DescribeConfigs_result_resources(r, &nres);
+        for (size_t i = 0; i < nres; i++) {
+            if (rd_kafka_ConfigResource_error(rs[i]) != RD_KAFKA_RESP_ERR_NO_ERROR)
+                continue;
+            const rd_kafka_ConfigEntry_t **cs = rd_kafka_ConfigResource_configs(rs[i], &ncfg);
+            for (size_t j = 0; j < ncfg; j++) {
+                const char *v = rd_kafka_ConfigEntry_value(cs[j]);
+                if (strcmp(rd_kafka_ConfigEntry_name(cs[j]), "min.insync.replicas") == 0 &&
+                    v != NULL)
+                    min_isr = atoi(v);
+            }
+        }
+    }
+    if (ev != NULL)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_destroy(opt);
+    rd_kafka_ConfigResource_destroy(res);
+    rd_kafka_queue_destroy(q);
+    return min_isr;
+}
+
+/* Records an answer of the cluster about name (min_isr -1: not known yet). */
+static void publish(wb_topics_t *t, const char *name, wb_topic_state_t st, int rf, int min_isr)
+{
+    const wb_config_t *cfg = t->cfg;
+    if (st == WB_TOPIC_UNKNOWN)
+        return; /* no answer: asked again later */
+    pthread_mutex_lock(&t->lock);
+    entry_t *e = slot(t, name);
+    int warn = 0;
+    if (e != NULL && e->name != NULL) {
+        e->state = st;
+        e->rf = rf;
+        if (min_isr >= 0 || st != WB_TOPIC_EXISTS) /* keep what an earlier answer said */
+            e->min_isr = min_isr;
+        min_isr = e->min_isr;
+        e->unsafe = st == WB_TOPIC_EXISTS &&
+                    ((rf >= 0 && (unsigned)rf < cfg->min_replication_factor) ||
+                     (min_isr >= 0 && (unsigned)min_isr < cfg->min_insync_replicas));
+        e->checked = now_ms();
+        warn = e->unsafe && !e->logged;
+        e->logged |= warn;
+    }
+    pthread_mutex_unlock(&t->lock);
+    wb_log_t l;
+    wb_log_begin(&l, WB_LOG_DEBUG, "topic");
+    wb_log_cstr(&l, "topic", name);
+    wb_log_cstr(&l, "state", st == WB_TOPIC_EXISTS ? "exists" : "missing");
+    wb_log_int(&l, "replication_factor", rf);
+    wb_log_int(&l, "min_insync_replicas", min_isr);
+    wb_log_end(&l);
+    if (warn) {
+        wb_log_begin(&l, WB_LOG_WARN,
+                     "topic cannot keep the promise: a 200 for it is not on enough brokers");
+        wb_log_cstr(&l, "topic", name);
+        wb_log_int(&l, "replication_factor", rf);
+        wb_log_int(&l, "min_insync_replicas", min_isr);
+        wb_log_int(&l, "refused", cfg->refuse_unsafe_topics);
+        wb_log_end(&l);
+    }
+}
+
+/* Asks the cluster about one topic. Blocking; registry thread only. */
+static void ask(wb_topics_t *t, const char *name)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(t->rk, name, NULL);
+    wb_topic_state_t st = WB_TOPIC_UNKNOWN;
+    int rf = -1, min_isr = -1;
+    if (rkt != NULL &&
+        rd_kafka_metadata(t->rk, 0, rkt, &md, ASK_TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        md->topic_cnt == 1) {
+        const struct rd_kafka_metadata_topic *mt = &md->topics[0];
+        if (mt->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+            st = WB_TOPIC_MISSING;
+        else if (mt->err == RD_KAFKA_RESP_ERR_NO_ERROR && mt->partition_cnt > 0) {
+            st = WB_TOPIC_EXISTS;
+            for (int p = 0; p < mt->partition_cnt; p++)
+                if (rf < 0 || mt->partitions[p].replica_cnt < rf)
+                    rf = mt->partitions[p].replica_cnt;
+        }
+    }
+    if (md != NULL)
+        rd_kafka_metadata_destroy(md);
+    if (rkt != NULL)
+        rd_kafka_topic_destroy(rkt);
+    /* whether it exists is what held records wait for: tell them now */
+    publish(t, name, st, rf, -1);
+    if (st == WB_TOPIC_EXISTS && (min_isr = describe_min_isr(t->rk, name)) >= 0)
+        publish(t, name, st, rf, min_isr);
+}
+
+/* The next topic to ask about, copied (the table may move on), or NULL.
+ * Called with the lock held. */
+static char *next_question(wb_topics_t *t, uint64_t now)
+{
+    for (unsigned i = 0; i < TOPICS_MAX; i++) {
+        entry_t *e = &t->table[i];
+        if (e->name == NULL)
+            continue;
+        uint64_t age = now - e->asked;
+        if (e->asked == 0 || (e->state == WB_TOPIC_UNKNOWN && age >= RECHECK_UNANSWERED_MS) ||
+            (e->state == WB_TOPIC_MISSING && age >= RECHECK_MISSING_MS) ||
+            age >= RECHECK_KNOWN_MS) {
+            e->asked = now;
+            return strdup(e->name);
+        }
+    }
+    return NULL;
+}
+
+static void *registry_main(void *arg)
+{
+    wb_topics_t *t = arg;
+    pthread_mutex_lock(&t->lock);
+    while (!t->stop) {
+        char *name = next_question(t, now_ms());
+        if (name == NULL) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += 1;
+            pthread_cond_timedwait(&t->wake, &t->lock, &until);
+            continue;
+        }
+        pthread_mutex_unlock(&t->lock);
+        ask(t, name);
+        free(name);
+        pthread_mutex_lock(&t->lock);
+    }
+    pthread_mutex_unlock(&t->lock);
+    return NULL;
+}
+
+wb_topics_t *wb_topics_new(const wb_config_t *cfg, const char *bootstrap, char *err, size_t errsz)
+{
+    char e[512];
+    wb_topics_t *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return NULL;
+    t->cfg = cfg;
+    pthread_mutex_init(&t->lock, NULL);
+    pthread_cond_init(&t->wake, NULL);
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, e, sizeof(e)) != RD_KAFKA_CONF_OK ||
+        rd_kafka_conf_set(conf, "client.id", "webhook-bridge-topics", e, sizeof(e)) !=
+            RD_KAFKA_CONF_OK ||
+        (t->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e))) == NULL) {
+        rd_kafka_conf_destroy(conf);
+        wb_errf(err, errsz, WB_ERR_KAFKA, "topic registry: %s", e);
+        wb_topics_free(t);
+        return NULL;
+    }
+    if (pthread_create(&t->tid, NULL, registry_main, t) != 0) {
+        wb_errf(err, errsz, WB_ERR_NOMEM, "topic registry: no thread");
+        wb_topics_free(t);
+        return NULL;
+    }
+    t->started = 1;
+    return t;
+}
+
+void wb_topics_free(wb_topics_t *t)
+{
+    if (t == NULL)
+        return;
+    if (t->started) {
+        pthread_mutex_lock(&t->lock);
+        t->stop = 1;
+        pthread_cond_signal(&t->wake);
+        pthread_mutex_unlock(&t->lock);
+        pthread_join(t->tid, NULL);
+    }
+    if (t->rk != NULL)
+        rd_kafka_destroy(t->rk);
+    for (unsigned i = 0; i < TOPICS_MAX; i++)
+        free(t->table[i].name);
+    pthread_cond_destroy(&t->wake);
+    pthread_mutex_destroy(&t->lock);
+    free(t);
+}
