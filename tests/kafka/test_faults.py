@@ -5,6 +5,7 @@ Each fault: every 200 read back at its offset with the same id (0 lost), no
 200 while fewer than min.insync.replicas brokers are up, /readyz 200 through
 every single-broker fault, Piriod never the same failing status 3 times in a
 row, writes back without a restart. Each prints its table (README, Reliability)."""
+import json
 import os
 import pathlib
 import time
@@ -15,6 +16,11 @@ import faults
 import harness
 import kraft
 import nginx
+
+# To measure other settings (README, Reliability): WB_FAULTS_KAFKA='{"broker.
+# session.timeout.ms": "9000"}' adds broker properties, WB_FAULTS_BRIDGE='{
+# "BRIDGE_RDKAFKA_REQUEST_TIMEOUT_MS": "30000"}' bridge environment.
+BRIDGE_ENV = json.loads(os.environ.get("WB_FAULTS_BRIDGE", "{}"))
 
 # Node 2's client listener is reachable only through a fault proxy (its
 # inter-broker and controller traffic is direct): the slow/black-holed path.
@@ -28,7 +34,7 @@ def cluster():
     # default checks every 300 s): each fault starts with leaders spread
     with kraft.Cluster(overrides={"auto.create.topics.enable": "false",
                                   "leader.imbalance.check.interval.seconds": "5",
-                                  **faults.json.loads(os.environ.get("WB_EXP_KAFKA", "{}"))},
+                                  **json.loads(os.environ.get("WB_FAULTS_KAFKA", "{}"))},
                        proxied=[PROXIED]) as c:
         c.start()
         c.wait_ready()
@@ -59,7 +65,7 @@ def heal(cluster):
 @pytest.fixture
 def bridge(cluster):
     heal(cluster)
-    with harness.Bridge(cluster.bootstrap, env=faults.json.loads(os.environ.get("WB_EXP_BRIDGE", "{}"))) as b:
+    with harness.Bridge(cluster.bootstrap, env=BRIDGE_ENV) as b:
         b.wait_kafka_reachable(True, timeout=30)
         for provider in faults.PROVIDERS:  # metadata warm, producer id acquired
             deadline = time.time() + 30
@@ -255,7 +261,7 @@ def test_unknown_event_type_is_a_dead_letter_within_a_second(cluster, bridge, ca
         assert took < 1.0, lines
         m = harness.read_at(cluster.bootstrap, receipt["topic"], receipt["partition"],
                             receipt["offset"])
-        rec = faults.json.loads(m.value())
+        rec = json.loads(m.value())
         h = harness.headers_of(m)
         assert rec["id"] == receipt["id"] and rec["type"] == "piriod.deadletter"
         assert rec["providerevent"] == "brand.new.kind"
