@@ -571,3 +571,27 @@ def test_consumer_example(tmp_path):
     assert env["WEBHOOK_CONSUMER_TOPICS"].startswith("^webhooks\\.")
     bridge_ini = parse_ini((K8S / "bridge.ini").read_text())
     assert env["WEBHOOK_CONSUMER_BROKERS"] == bridge_ini["kafka"]["brokers"]
+
+
+def test_strimzi_example_cluster_has_the_compose_kafka_settings():
+    """The example Kafka resource and docker-compose.yml's nodes carry the same
+    broker settings (the failover ones measured in README, Reliability), and
+    the same Kafka release; only topic auto-creation differs, on purpose."""
+    import yaml
+
+    docs = load_yaml_docs((K8S / "strimzi" / "kafka-cluster.example.yaml").read_text())
+    kafka = next(d for d in docs if d["kind"] == "Kafka")
+    config = {k: str(v).lower() for k, v in kafka["spec"]["kafka"]["config"].items()}
+    compose = yaml.safe_load((SOURCE_DIR / "docker-compose.yml").read_text())
+    env = compose["services"]["kafka-0"]["environment"]
+    props = {k[6:].lower().replace("_", "."): str(v).lower() for k, v in env.items()
+             if k.startswith("KAFKA_")}
+    assert config["broker.session.timeout.ms"] == props["broker.session.timeout.ms"] == "3000"
+    shared = set(config) & set(props) - {"auto.create.topics.enable"}
+    assert len(shared) >= 8, shared
+    assert {k: config[k] for k in shared} == {k: props[k] for k in shared}
+    assert config["auto.create.topics.enable"] == "false"
+    image = compose["services"]["kafka-0"]["image"]
+    assert image == f"apache/kafka:{kafka['spec']['kafka']['version']}"
+    pools = [d for d in docs if d["kind"] == "KafkaNodePool"]
+    assert sorted(r for p in pools for r in p["spec"]["roles"]) == ["broker", "controller"]

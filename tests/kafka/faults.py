@@ -171,9 +171,10 @@ class Result:
         return best
 
     def first_200(self, partitions, after):
-        """Seconds from after to the first 200 written to one of partitions."""
+        """Seconds from after to the first 200 written to one of partitions by
+        a request sent after it (one sent before may have been written before)."""
         for a in self.answers:
-            if a.status == 200 and a.t1 > after and \
+            if a.status == 200 and a.t0 > after and \
                     (a.receipt["topic"], a.receipt["partition"]) in partitions:
                 return a.t1 - after
         return None

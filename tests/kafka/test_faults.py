@@ -88,16 +88,20 @@ def busiest_leader(cluster):
     return max(counts, key=counts.get), counts
 
 
-def publish(capsys, res, extra=()):
-    text = res.table(extra)
+def publish_text(capsys, name, text):
+    """Prints a fault's table and keeps it for tests/run's log (build/test/faults)."""
     with capsys.disabled():
         print("\n" + text, flush=True)
     out = os.environ.get("WB_BUILD_DIR")
     if out:
         d = pathlib.Path(out) / "faults"
         d.mkdir(exist_ok=True)
-        (d / (res.name.split(":")[0].replace(" ", "-") + ".txt")).write_text(text + "\n")
+        (d / f"{name}.txt").write_text(text + "\n")
     return text
+
+
+def publish(capsys, res, extra=()):
+    return publish_text(capsys, res.name.split(":")[0].replace(" ", "-"), res.table(extra))
 
 
 def check_common(res, single_broker):
@@ -109,9 +113,16 @@ def check_common(res, single_broker):
     assert run < 3, f"Piriod got {run} x {status} in a row\n" + res.table()
 
 
+def controller_note(cluster, node):
+    leader = cluster.quorum_leader()
+    return (f"node {node} was the active controller: the quorum elected another first"
+            if leader == node else f"node {node} was not the active controller (node {leader})")
+
+
 def test_leader_of_the_busiest_partitions_killed_and_restarted(cluster, bridge, capsys):
     node, counts = busiest_leader(cluster)
     affected = led_by(cluster, node)
+    note = controller_note(cluster, node)
     load = faults.Load(bridge.port, bridge.admin_port).start()
     time.sleep(5)
     t_kill = load.mark(f"SIGKILL node {node}")
@@ -124,8 +135,8 @@ def test_leader_of_the_busiest_partitions_killed_and_restarted(cluster, bridge, 
     res = load.stop(cluster.bootstrap, f"leader-kill: node {node} (led {counts[node]} of "
                                         f"{sum(counts.values())} partitions) SIGKILLed 15 s")
     first = res.first_200(affected, t_kill)
-    publish(capsys, res, [f"first 200 on the dead leader's partitions: {first:.1f} s after the kill"
-                          if first is not None else "no 200 on the dead leader's partitions"])
+    publish(capsys, res, [note, f"first 200 on the dead leader's partitions: {first:.1f} s after "
+                          f"the kill" if first is not None else "no 200 on its partitions"])
     check_common(res, single_broker=True)
     assert first is not None and first < 30, res.table()
     assert res.oks_between(t_back, time.monotonic()), "no 200 after the node came back"
@@ -134,6 +145,7 @@ def test_leader_of_the_busiest_partitions_killed_and_restarted(cluster, bridge, 
 def test_broker_paused_15s(cluster, bridge, capsys):
     node, counts = busiest_leader(cluster)
     affected = led_by(cluster, node)
+    note = controller_note(cluster, node)
     load = faults.Load(bridge.port, bridge.admin_port).start()
     time.sleep(5)
     t_stop = load.mark(f"SIGSTOP node {node}")
@@ -145,8 +157,8 @@ def test_broker_paused_15s(cluster, bridge, capsys):
     res = load.stop(cluster.bootstrap, f"pause: node {node} (led {counts[node]} partitions) "
                                         f"SIGSTOPped 15 s")
     first = res.first_200(affected, t_stop)
-    publish(capsys, res, [f"first 200 on the paused leader's partitions: {first:.1f} s after "
-                          f"the pause" if first is not None else "no 200 on its partitions"])
+    publish(capsys, res, [note, f"first 200 on the paused leader's partitions: {first:.1f} s "
+                          f"after the pause" if first is not None else "no 200 on its partitions"])
     check_common(res, single_broker=True)
     assert first is not None, res.table()
 
@@ -271,8 +283,8 @@ def test_unknown_event_type_is_a_dead_letter_within_a_second(cluster, bridge, ca
         assert h["intended-topic"] == "webhooks.piriod.brand.new.kind"
     m = bridge.metrics()
     assert m['webhook_bridge_deadletters_total{provider="piriod",reason="unknown_topic"}'] == 5
-    with capsys.disabled():
-        print("\n=== unknown-topic\n  " + "\n  ".join(lines), flush=True)
+    publish_text(capsys, "unknown-topic", "=== unknown-topic: an event type with no topic, "
+                 "auto-creation off, five times\n  " + "\n  ".join(lines))
 
 
 def test_topic_that_cannot_keep_the_promise_is_reported_and_can_be_refused(cluster, capsys):
@@ -307,8 +319,8 @@ def test_topic_that_cannot_keep_the_promise_is_reported_and_can_be_refused(clust
         codes = [r.status_code for r in statuses]
         assert all(x != y for x, y in zip(codes, codes[1:])), codes
         assert b.post("piriod", {"event": "payment.created", "object_id": "o3"}).status_code == 200
-    with capsys.disabled():
-        print(f"\n=== unsafe-topic\n  RF 1 topic reported; refused with {codes}", flush=True)
+    publish_text(capsys, "unsafe-topic", "=== unsafe-topic: a topic with one replica\n  reported "
+                 f"(metric, log line); with refuse_unsafe_topics answered {codes}")
 
 
 def run_behind_nginx(cluster, capsys, balance):
@@ -365,3 +377,36 @@ def test_three_replicas_behind_nginx_by_provider(cluster, capsys):
     res = run_behind_nginx(cluster, capsys, "provider")
     run, status = res.longest_fail_run("piriod")
     assert run < 3, f"Piriod got {run} x {status} in a row\n" + res.table()
+
+
+def test_unknown_topic_to_a_catch_all_topic_or_a_failure(cluster, capsys):
+    """unknown_topic = <topic>: the event as it is, with an intended-topic
+    header; unknown_topic = fail: a failure answer (rotated), at once."""
+    heal(cluster)
+    cluster.create_topics(["webhooks.piriod.other"])
+    env = {"BRIDGE_PROVIDER_PIRIOD_UNKNOWN_TOPIC": "webhooks.piriod.other",
+           "BRIDGE_PROVIDER_SHOPERTI_UNKNOWN_TOPIC": "fail"}
+    with harness.Bridge(cluster.bootstrap, env=env) as b:
+        t = time.monotonic()
+        r = b.post("piriod", {"event": "brand.new.kind", "object_id": "c1"}, timeout=10)
+        took_catch = time.monotonic() - t
+        assert r.status_code == 200 and took_catch < 1.0, (r.text, took_catch)
+        receipt = r.json()
+        assert receipt["topic"] == "webhooks.piriod.other" and "deadletter" not in receipt
+        assert receipt["intended_topic"] == "webhooks.piriod.brand.new.kind"
+        m = harness.read_at(cluster.bootstrap, receipt["topic"], receipt["partition"],
+                            receipt["offset"])
+        rec = json.loads(m.value())
+        assert rec["type"] == "piriod.brand.new.kind" and rec["id"] == receipt["id"]
+        assert harness.headers_of(m)["intended-topic"] == "webhooks.piriod.brand.new.kind"
+        answers = []
+        for i in range(3):
+            t = time.monotonic()
+            r = b.post("shoperti", {"id": f"evt_new_{i}", "topic": "brand/new", "data": {"id": "x"}},
+                       timeout=15)
+            answers.append((r.status_code, r.json()["error"], round(time.monotonic() - t, 3)))
+        assert all(s == 503 and e == "kafka_unavailable" and sec < 1.0
+                   for s, e, sec in answers), answers
+    publish_text(capsys, "unknown-topic-policies", "=== unknown-topic-policies\n"
+                 f"  catch-all topic: 200 to webhooks.piriod.other in {1000 * took_catch:.0f} ms\n"
+                 f"  fail: {answers}")

@@ -37,6 +37,7 @@ so a node restarts on its own ports and clusters in one session never collide.
     restart(i, timeout=120) -> s   terminate if running, start_node, wait_node_up
     wait_node_up(i, timeout=120) -> s  broker i in metadata, answering on its port
     node_pid(i); running(i); proxy(i) -> FaultProxy; server_log(i)
+    quorum_leader() -> node id     the active controller (kafka-metadata-quorum)
     settings_not_taken() -> [str]  server.properties lines Kafka did not take
     local(service, host, port) -> "127.0.0.1:N"  compose's host:port seen from service
     stop()  every node killed (paused ones too), proxies closed; also on `with` exit
@@ -413,6 +414,20 @@ class Cluster:
         self._poll(f"leaders for {names}", led, timeout)
 
     # ---- what Kafka made of the settings ---------------------------------------
+
+    def quorum_leader(self):
+        """The node id of the active controller (the KRaft quorum's leader),
+        asked with Kafka's own kafka-metadata-quorum tool."""
+        running = [i for i in self.ids if self.running(i) and not self._nodes[i].paused]
+        bootstrap = ",".join(self._nodes[i].direct for i in running)
+        res = subprocess.run(["java", *TOOL_JVM, "-cp", f"{self.libs}/*",
+                              "org.apache.kafka.tools.MetadataQuorumCommand",
+                              "--bootstrap-server", bootstrap, "describe", "--status"],
+                             capture_output=True, text=True, timeout=60)
+        m = re.search(r"^LeaderId:\s*(\d+)", res.stdout, re.M)
+        if not m:
+            raise AssertionError(f"no quorum leader: {res.stdout}{res.stderr}")
+        return int(m.group(1))
 
     def settings_not_taken(self):
         """Lines of each server.properties that Kafka did not take as written: a
