@@ -119,48 +119,53 @@ def controller_note(cluster, node):
             if leader == node else f"node {node} was not the active controller (node {leader})")
 
 
-def test_leader_of_the_busiest_partitions_killed_and_restarted(cluster, bridge, capsys):
-    node, counts = busiest_leader(cluster)
+def busiest_leader_fault(cluster, bridge, capsys, name, what, fault, undo, node=None):
+    """fault(node) on the leader of the most partitions (or node), for 15 s,
+    then undo(node)."""
+    busiest, counts = busiest_leader(cluster)
+    node = busiest if node is None else node
     affected = led_by(cluster, node)
     note = controller_note(cluster, node)
     load = faults.Load(bridge.port, bridge.admin_port).start()
     time.sleep(5)
-    t_kill = load.mark(f"SIGKILL node {node}")
-    cluster.kill(node)
+    t_fault = load.mark(f"{what} node {node}")
+    fault(node)
     time.sleep(15)
-    cluster.start_node(node)
-    cluster.wait_node_up(node)
+    undo(node)
     t_back = load.mark(f"node {node} back")
     time.sleep(8)
-    res = load.stop(cluster.bootstrap, f"leader-kill: node {node} (led {counts[node]} of "
-                                        f"{sum(counts.values())} partitions) SIGKILLed 15 s")
-    first = res.first_200(affected, t_kill)
-    publish(capsys, res, [note, f"first 200 on the dead leader's partitions: {first:.1f} s after "
-                          f"the kill" if first is not None else "no 200 on its partitions"])
+    res = load.stop(cluster.bootstrap, f"{name}: node {node} (led {counts[node]} of "
+                                        f"{sum(counts.values())} partitions) {what} 15 s")
+    first = res.first_200(affected, t_fault)
+    publish(capsys, res, [note, f"first 200 on its partitions: {first:.1f} s after the fault"
+                          if first is not None else "no 200 on its partitions"])
     check_common(res, single_broker=True)
     assert first is not None and first < 30, res.table()
     assert res.oks_between(t_back, time.monotonic()), "no 200 after the node came back"
 
 
+def test_leader_of_the_busiest_partitions_killed_and_restarted(cluster, bridge, capsys):
+    def restart(node):
+        cluster.start_node(node)
+        cluster.wait_node_up(node)
+
+    busiest_leader_fault(cluster, bridge, capsys, "leader-kill", "SIGKILL", cluster.kill, restart)
+
+
+def test_active_controller_killed_and_restarted(cluster, bridge, capsys):
+    """Combined nodes: the broker that dies is also the quorum's leader, so a
+    new controller is elected before the dead broker can be fenced."""
+    def restart(node):
+        cluster.start_node(node)
+        cluster.wait_node_up(node)
+
+    busiest_leader_fault(cluster, bridge, capsys, "controller-kill", "SIGKILL", cluster.kill,
+                         restart, node=cluster.quorum_leader())
+
+
 def test_broker_paused_15s(cluster, bridge, capsys):
-    node, counts = busiest_leader(cluster)
-    affected = led_by(cluster, node)
-    note = controller_note(cluster, node)
-    load = faults.Load(bridge.port, bridge.admin_port).start()
-    time.sleep(5)
-    t_stop = load.mark(f"SIGSTOP node {node}")
-    cluster.pause(node)
-    time.sleep(15)
-    cluster.resume(node)
-    load.mark(f"SIGCONT node {node}")
-    time.sleep(10)
-    res = load.stop(cluster.bootstrap, f"pause: node {node} (led {counts[node]} partitions) "
-                                        f"SIGSTOPped 15 s")
-    first = res.first_200(affected, t_stop)
-    publish(capsys, res, [note, f"first 200 on the paused leader's partitions: {first:.1f} s "
-                          f"after the pause" if first is not None else "no 200 on its partitions"])
-    check_common(res, single_broker=True)
-    assert first is not None, res.table()
+    busiest_leader_fault(cluster, bridge, capsys, "pause", "SIGSTOP", cluster.pause,
+                         cluster.resume)
 
 
 def test_two_of_three_killed_then_back(cluster, bridge, capsys):
