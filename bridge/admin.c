@@ -10,10 +10,12 @@
 #include "admin.h"
 #include "server.h"
 #include "log.h"
+#include "spool.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 struct wb_admin {
@@ -130,6 +132,8 @@ static void render(wb_admin_t *a, wb_buf_t *b)
          offsetof(wb_stats_t, deadlettered)},
         {"webhook_bridge_auth_failures_total", "Requests refused by authentication.",
          offsetof(wb_stats_t, auth_failures)},
+        {"webhook_bridge_spooled_total", "Webhooks answered 200 once in the spool.",
+         offsetof(wb_stats_t, spooled)},
     };
     for (unsigned m = 0; m < WB_ARRAY_SIZE(per_provider); m++) {
         wb_buf_printf(b, "# HELP %s %s\n# TYPE %s counter\n", per_provider[m].name,
@@ -183,6 +187,34 @@ static void render(wb_admin_t *a, wb_buf_t *b)
                   "the promise.\n# TYPE webhook_bridge_topics_unsafe gauge\n"
                   "webhook_bridge_topics_unsafe %u\n",
                   unsafe);
+
+    if (a->view->spool != NULL) {
+        wb_spool_stats_t st;
+        wb_spool_stats(a->view->spool, &st);
+        int64_t now = (int64_t)time(NULL) * 1000;
+        wb_buf_printf(b,
+                      "# HELP webhook_bridge_spool_records Records in the spool, not yet "
+                      "acknowledged by Kafka.\n# TYPE webhook_bridge_spool_records gauge\n"
+                      "webhook_bridge_spool_records %llu\n"
+                      "# HELP webhook_bridge_spool_bytes Keys and values in the spool.\n"
+                      "# TYPE webhook_bridge_spool_bytes gauge\nwebhook_bridge_spool_bytes %llu\n"
+                      "# HELP webhook_bridge_spool_oldest_seconds Age of the oldest spooled "
+                      "record (0: empty).\n# TYPE webhook_bridge_spool_oldest_seconds gauge\n"
+                      "webhook_bridge_spool_oldest_seconds %.3f\n"
+                      "# HELP webhook_bridge_spool_replayed_total Spooled records acknowledged "
+                      "by Kafka through the replayer.\n"
+                      "# TYPE webhook_bridge_spool_replayed_total counter\n"
+                      "webhook_bridge_spool_replayed_total %llu\n"
+                      "# HELP webhook_bridge_spool_corrupt_total Spooled records found damaged "
+                      "and moved aside (table corrupt of the spool file).\n"
+                      "# TYPE webhook_bridge_spool_corrupt_total counter\n"
+                      "webhook_bridge_spool_corrupt_total %llu\n",
+                      (unsigned long long)st.records, (unsigned long long)st.bytes,
+                      st.oldest_ms > 0 && now > st.oldest_ms ? (double)(now - st.oldest_ms) / 1e3
+                                                             : 0.0,
+                      (unsigned long long)wb_spool_replayed_total(a->view->spool),
+                      (unsigned long long)st.corrupt);
+    }
 
     int reachable = wb_stats_kafka_reachable(a->view);
     wb_buf_printf(b,

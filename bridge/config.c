@@ -14,7 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
-typedef enum { T_STR, T_UINT, T_BOOL, T_LEVEL, T_ADDR, T_TOPIC } wb_setting_type_t;
+typedef enum { T_STR, T_UINT, T_U64, T_BOOL, T_LEVEL, T_ADDR, T_TOPIC } wb_setting_type_t;
 
 /* The [server] and [kafka] settings: one typed row each. */
 static const struct setting {
@@ -48,6 +48,9 @@ static const struct setting {
       min_insync_replicas, 1, 100),
     S("kafka", "refuse_unsafe_topics", "BRIDGE_KAFKA_REFUSE_UNSAFE_TOPICS", T_BOOL,
       refuse_unsafe_topics, 0, 0),
+    S("spool", "dir", "BRIDGE_SPOOL_DIR", T_STR, spool_dir, 0, 0),
+    S("spool", "max_bytes", "BRIDGE_SPOOL_MAX_BYTES", T_U64, spool_max_bytes, 1ull << 16,
+      1ull << 42),
 #undef S
 };
 
@@ -106,6 +109,17 @@ static int apply_setting(wb_config_t *cfg, const struct setting *s, const char *
             return wb_errf(err, errsz, WB_ERR_CONFIG, "%llu is outside [%llu, %llu]", v, s->min,
                            s->max);
         *(unsigned *)field = (unsigned)v;
+        return WB_OK;
+    }
+    case T_U64: {
+        errno = 0;
+        unsigned long long v = strtoull(value, &end, 10);
+        if (*value == '\0' || *value == '-' || errno != 0 || *end != '\0')
+            return wb_errf(err, errsz, WB_ERR_CONFIG, "'%s' is not a number", value);
+        if (v < s->min || v > s->max)
+            return wb_errf(err, errsz, WB_ERR_CONFIG, "%llu is outside [%llu, %llu]", v, s->min,
+                           s->max);
+        *(unsigned long long *)field = v;
         return WB_OK;
     }
     case T_BOOL:
@@ -268,7 +282,8 @@ static int set_any(wb_config_t *cfg, const char *section, const char *key, const
             return WB_ERR_CONFIG;
         return set_provider_key(prov, key, value, err, errsz);
     }
-    if (strcmp(section, "server") == 0 || strcmp(section, "kafka") == 0)
+    if (strcmp(section, "server") == 0 || strcmp(section, "kafka") == 0 ||
+        strcmp(section, "spool") == 0)
         return wb_errf(err, errsz, WB_ERR_CONFIG, "unknown key");
     return wb_errf(err, errsz, WB_ERR_CONFIG, "unknown section");
 }
@@ -424,6 +439,7 @@ static int set_defaults(wb_config_t *cfg)
     cfg->max_depth = 64;
     cfg->max_tokens = 1000000;
     cfg->mock_brokers = 3;
+    cfg->spool_max_bytes = 1ull << 30;
     cfg->min_replication_factor = 3;
     cfg->min_insync_replicas = 2;
     if ((cfg->listen = strdup("0.0.0.0:8080")) == NULL ||
@@ -479,6 +495,16 @@ int wb_config_load(wb_config_t *cfg, const char *path, char *const *env, wb_conf
             continue;
         if (wb_auth_conf_finish(&prov->auth, prov->name, real_brokers, err, sizeof(err)) != WB_OK)
             add_error(errs, "[provider.%s] auth: %s", prov->name, err);
+        if (prov->spool_after_ms == 0)
+            prov->spool_after_ms = prov->deadline_ms / 5 * 3;
+        if (prov->spool && cfg->spool_dir == NULL)
+            add_error(errs, "[provider.%s] spool = on needs [spool] dir (BRIDGE_SPOOL_DIR)",
+                      prov->name);
+        if (prov->spool && prov->spool_after_ms + 500 > prov->deadline_ms)
+            add_error(errs,
+                      "[provider.%s] spool_after_ms (%u) must leave 500 ms under deadline_ms (%u) "
+                      "for the fsync",
+                      prov->name, prov->spool_after_ms, prov->deadline_ms);
     }
     return errs->n == 0 ? WB_OK : WB_ERR_CONFIG;
 }
@@ -490,6 +516,7 @@ void wb_config_free(wb_config_t *cfg)
     free(cfg->brokers);
     free(cfg->topic_prefix);
     free(cfg->deadletter_topic);
+    free(cfg->spool_dir);
     for (unsigned i = 0; i < cfg->nrdkafka; i++) {
         free(cfg->rdkafka[i].name);
         free(cfg->rdkafka[i].value);

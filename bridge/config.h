@@ -44,6 +44,9 @@ typedef struct {
     /* the floor a topic must meet to keep the promise (topics.c) */
     unsigned min_replication_factor, min_insync_replicas;
     int refuse_unsafe_topics; /* a failure answer for a topic under the floor */
+    /* [spool] */
+    char *spool_dir; /* NULL: no spool */
+    unsigned long long spool_max_bytes;
     /* [librdkafka] pass-through, in order (later entries win) */
     wb_kv_t rdkafka[WB_MAX_RDKAFKA];
     unsigned nrdkafka;

@@ -13,6 +13,7 @@
 #include "auth.h"
 #include "event.h"
 #include "log.h"
+#include "spool.h"
 #include "stats.h"
 #include "topics.h"
 
@@ -36,6 +37,7 @@ typedef enum {
     E_OVERLOADED,
     E_DRAINING,
     E_UNSAFE_TOPIC,
+    E_SPOOL,
 } wb_ingest_err_t;
 
 /* status 0: a failure answer, whose code comes from the provider's
@@ -57,6 +59,7 @@ static const struct {
     [E_TIMEOUT] = {0, NULL, "kafka_timeout", "Kafka did not acknowledge the event in time"},
     [E_OVERLOADED] = {0, NULL, "overloaded", "too many requests in flight"},
     [E_DRAINING] = {0, NULL, "draining", "shutting down, retry"},
+    [E_SPOOL] = {0, NULL, "spool_full", "the spool could not keep the event (full, or the disk)"},
     [E_UNSAFE_TOPIC] = {0, NULL, "topic_unsafe",
                         "the event's topic has too few replicas to keep it (refuse_unsafe_topics)"},
 };
@@ -86,7 +89,10 @@ typedef struct {
     wb_pending_t *pend; /* NULL once answered */
 } wb_link_t;
 
+#define WB_PENDING_KIND 0x50454e44 /* tells a pending from a replay in a report */
+
 struct wb_pending {
+    int kind;       /* WB_PENDING_KIND */
     h2o_req_t *req; /* NULL once answered or gone */
     wb_link_t *link;
     wb_worker_t *worker;
@@ -102,6 +108,14 @@ struct wb_pending {
     h2o_linklist_t held_node;
     char *held_value, *held_key;
     size_t held_len, held_key_len;
+    /* a spooling provider's record: its copy until spooled, then its place */
+    char *sp_value, *sp_key, *sp_reason;
+    size_t sp_value_len, sp_key_len;
+    int64_t sp_seq; /* 0: not in the spool */
+    uint64_t sp_batch;
+    h2o_timeout_entry_t sp_timer; /* spool_after_ms */
+    h2o_linklist_t sp_node;       /* in worker->spooling until its batch is durable */
+    int reported;                 /* its delivery report came, or none will */
     size_t id_len, type_len, topic_len;
     char strs[]; /* id NUL type NUL topic NUL */
 };
@@ -218,6 +232,7 @@ static void detach(wb_pending_t *pend)
     pend->link = NULL;
     pend->req = NULL;
     h2o_timeout_unlink(&pend->deadline);
+    h2o_timeout_unlink(&pend->sp_timer);
     if (h2o_linklist_is_linked(&pend->node))
         h2o_linklist_unlink(&pend->node);
     atomic_fetch_sub_explicit(&pend->worker->stats.inflight, 1, memory_order_relaxed);
@@ -273,12 +288,26 @@ static void on_deadline(h2o_timeout_entry_t *entry)
         answer_failure(pend, E_TIMEOUT, NULL);
 }
 
+static void spool_copy_free(wb_pending_t *pend)
+{
+    free(pend->sp_value);
+    free(pend->sp_key);
+    free(pend->sp_reason);
+    pend->sp_value = pend->sp_key = pend->sp_reason = NULL;
+}
+
+static void pending_free(wb_pending_t *pend)
+{
+    free(pend->held_value);
+    free(pend->held_key);
+    spool_copy_free(pend);
+    free(pend);
+}
+
 static void free_held(wb_pending_t *pend)
 {
     h2o_linklist_unlink(&pend->held_node);
-    free(pend->held_value);
-    free(pend->held_key);
-    free(pend);
+    pending_free(pend);
 }
 
 void wb_ingest_abort_pending(wb_worker_t *w)
@@ -289,6 +318,7 @@ void wb_ingest_abort_pending(wb_worker_t *w)
     }
     while (!h2o_linklist_is_empty(&w->held)) /* never produced: no report will come */
         free_held(H2O_STRUCT_FROM_MEMBER(wb_pending_t, held_node, w->held.next));
+    wb_ingest_spool_turn(w); /* what is being spooled: durable, or a failure */
 }
 
 /* The record's topic does not exist (and the cluster does not create it):
@@ -361,9 +391,198 @@ static int dispatch(wb_worker_t *w, wb_pending_t *pend, char *value, size_t len,
     return r;
 }
 
+/* ---- the spool (spool.c): a 2xx before the provider's patience runs out ----
+ * A spooling provider's record is produced as any other, with a copy kept.
+ * If Kafka has not acknowledged it within spool_after_ms (or refused it for
+ * a reason that passes: brokers down, timeouts), the copy is added to the
+ * spool; the spool's batch is made durable once per loop turn (one fsync for
+ * every record of the turn), and only then is the answer 200 "spooled". If
+ * the original's report later succeeds, the spooled copy is removed; if not,
+ * the replayer produces it. While a provider has records in the spool, its
+ * new records go to the spool directly, behind them: one key, one order. */
+
+static int spooling(const wb_worker_t *w, const wb_provider_t *prov)
+{
+    return prov->spool && w->shared->spool != NULL;
+}
+
+/* Errors after which Kafka may take the record later: spooled, not failed. */
+static int kafka_unavailable(rd_kafka_resp_err_t err)
+{
+    switch (err) {
+    case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__TRANSPORT:
+    case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+    case RD_KAFKA_RESP_ERR__QUEUE_FULL:
+    case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS:
+    case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND:
+    case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+    case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int spool_copy(wb_pending_t *pend, const char *value, size_t len, const char *key,
+                      size_t key_len, const char *reason)
+{
+    pend->sp_value = malloc(len > 0 ? len : 1);
+    pend->sp_key = malloc(key_len + 1);
+    pend->sp_reason = reason != NULL ? strdup(reason) : NULL;
+    if (pend->sp_value == NULL || pend->sp_key == NULL || (reason != NULL && !pend->sp_reason)) {
+        spool_copy_free(pend);
+        return WB_ERR_NOMEM;
+    }
+    memcpy(pend->sp_value, value, len);
+    memcpy(pend->sp_key, key, key_len);
+    pend->sp_value_len = len;
+    pend->sp_key_len = key_len;
+    return WB_OK;
+}
+
+/* Adds pend's copy to the spool's batch of this turn (answered at its
+ * commit, wb_ingest_spool_turn). in_flight: its original is in the producer. */
+static int spool_add(wb_worker_t *w, wb_pending_t *pend, int in_flight)
+{
+    wb_spool_rec_t rec = {.provider = pend->prov->name,
+                          .topic = pend_topic(pend),
+                          .key = pend->sp_key,
+                          .key_len = pend->sp_key_len,
+                          .value = pend->sp_value,
+                          .value_len = pend->sp_value_len,
+                          .reason = pend->sp_reason};
+    if (pend->sp_value == NULL)
+        return WB_ERR_NOMEM;
+    int r = wb_spool_add(w->shared->spool, &rec, &pend->sp_seq, &pend->sp_batch);
+    if (r != WB_OK) {
+        pend->sp_seq = 0;
+        return r;
+    }
+    if (in_flight)
+        wb_spool_hold(w->shared->spool, pend->sp_seq);
+    atomic_fetch_add(&w->shared->spooled_pending[pend->prov_index], 1);
+    spool_copy_free(pend); /* the spool has it */
+    h2o_timeout_unlink(&pend->sp_timer);
+    h2o_linklist_insert(&w->spooling, &pend->sp_node);
+    return WB_OK;
+}
+
+static void on_spool_after(h2o_timeout_entry_t *entry)
+{
+    wb_pending_t *pend = H2O_STRUCT_FROM_MEMBER(wb_pending_t, sp_timer, entry);
+    if (pend->req != NULL && pend->sp_seq == 0 && !pend->reported)
+        spool_add(pend->worker, pend, 1); /* full: Kafka may still answer by the deadline */
+}
+
+static void answer_spooled(wb_pending_t *pend)
+{
+    h2o_req_t *req = pend->req;
+    wb_worker_t *w = pend->worker;
+    char body[600];
+    wb_buf_t b;
+    detach(pend);
+    wb_buf_init(&b, sizeof(body));
+    wb_buf_append(&b, "{\"id\":", 6);
+    wb_json_write_string(&b, pend_id(pend), pend->id_len);
+    wb_buf_append(&b, ",\"type\":", 8);
+    wb_json_write_string(&b, pend_type(pend), pend->type_len);
+    wb_buf_append(&b, ",\"spooled\":true}", 16);
+    wb_stats_count_status(&w->stats, pend->prov_index, 200);
+    atomic_fetch_add_explicit(&w->stats.spooled[pend->prov_index], 1, memory_order_relaxed);
+    access_log(pend->prov, 200, elapsed_ms(&pend->start), "spooled", pend_id(pend), NULL, 0, 0);
+    send_json(req, 200, "OK", b.p, b.len);
+    wb_buf_free(&b);
+}
+
+void wb_ingest_spool_turn(wb_worker_t *w)
+{
+    wb_spool_t *sp = w->shared->spool;
+    char err[256];
+    if (sp == NULL)
+        return;
+    while (!h2o_linklist_is_empty(&w->spooling)) {
+        wb_pending_t *pend = H2O_STRUCT_FROM_MEMBER(wb_pending_t, sp_node, w->spooling.next);
+        h2o_linklist_unlink(&pend->sp_node);
+        if (wb_spool_commit(sp, pend->sp_batch, err, sizeof(err)) == WB_OK) {
+            if (pend->req != NULL)
+                answer_spooled(pend);
+        } else {
+            /* not kept: the provider gets a failure and retries */
+            wb_spool_release(sp, pend->sp_seq);
+            atomic_fetch_sub(&w->shared->spooled_pending[pend->prov_index], 1);
+            pend->sp_seq = 0;
+            if (pend->req != NULL)
+                answer_failure(pend, E_SPOOL, err);
+        }
+        if (pend->reported)
+            pending_free(pend);
+    }
+    if (w->spool_dirty) { /* removals of acknowledged records */
+        wb_spool_commit(sp, 0, err, sizeof(err));
+        w->spool_dirty = 0;
+    }
+}
+
+static int replay_produce(void *ctx, const wb_spool_rec_t *rec, wb_spool_replay_t *rp)
+{
+    wb_worker_t *w = ctx;
+    int unsafe;
+    rd_kafka_resp_err_t kerr;
+    wb_record_t r = {rec->topic,     rec->key,    rec->key_len, (char *)rec->value,
+                     rec->value_len, rec->reason, rec->intended};
+    /* its topic is gone (or never was): a dead letter, as a new record would be */
+    if (rec->reason == NULL &&
+        wb_topics_state(w->shared->topics, rec->topic, &unsafe) == WB_TOPIC_MISSING) {
+        r.topic = w->cfg->deadletter_topic;
+        r.reason = "unknown_topic";
+        r.intended = rec->topic;
+    }
+    return wb_kafka_produce(w->kafka, &r, 1, rp, &kerr) == WB_OK ? 0 : -1;
+}
+
+static void replay_report(wb_worker_t *w, wb_spool_replay_t *rp, const wb_report_t *rep)
+{
+    char name[40];
+    if (wb_spool_replayed(w->shared->spool, rp, rep->err == RD_KAFKA_RESP_ERR_NO_ERROR, name)) {
+        const wb_provider_t *prov = wb_config_provider(w->cfg, name, strlen(name));
+        if (prov != NULL)
+            atomic_fetch_sub(&w->shared->spooled_pending[prov - w->cfg->providers], 1);
+        w->spool_dirty = 1;
+    } else {
+        wb_stats_count_kafka_error(&w->stats, rep->err);
+    }
+}
+
+/* The first worker replays, while some broker connection is up. */
+static void replay(wb_worker_t *w)
+{
+    wb_kafka_brokers_t b;
+    if (w->id != 0 || w->shared->spool == NULL)
+        return;
+    wb_kafka_brokers(w->kafka, &b);
+    if (b.reachable)
+        wb_spool_replay(w->shared->spool, 256, replay_produce, w);
+}
+
+int wb_ingest_drained(wb_worker_t *w)
+{
+    wb_spool_stats_t st;
+    if (atomic_load_explicit(&w->stats.inflight, memory_order_relaxed) != 0)
+        return 0;
+    if (w->id != 0 || w->shared->spool == NULL)
+        return 1;
+    wb_spool_stats(w->shared->spool, &st); /* the replayer goes on while it can */
+    return st.records == 0;
+}
+
 void wb_ingest_tick(wb_worker_t *w)
 {
     h2o_linklist_t *l, *next;
+    wb_ingest_spool_turn(w);
+    replay(w);
     for (l = w->held.next; l != &w->held; l = next) {
         next = l->next;
         wb_pending_t *pend = H2O_STRUCT_FROM_MEMBER(wb_pending_t, held_node, l);
@@ -393,8 +612,7 @@ void wb_ingest_tick(wb_worker_t *w)
             pend->held_key = NULL;
             continue; /* its report answers and frees it */
         }
-        free(pend->held_key);
-        free(pend);
+        pending_free(pend);
     }
 }
 
@@ -445,11 +663,36 @@ static void answer_receipt(wb_pending_t *pend, const wb_report_t *rep, double ms
 
 void wb_ingest_on_report(void *opaque, const wb_report_t *rep, void *ctx)
 {
+    if (*(const int *)opaque == WB_SPOOL_REPLAY_KIND) {
+        replay_report(ctx, opaque, rep);
+        return;
+    }
     wb_pending_t *pend = opaque;
     wb_worker_t *w = pend->worker;
     double ms = elapsed_ms(&pend->start);
     rd_kafka_resp_err_t kerr;
 
+    if (pend->sp_seq != 0) { /* spooled while it was in the producer */
+        wb_spool_release(w->shared->spool, pend->sp_seq);
+        if (rep->err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+            wb_spool_remove(w->shared->spool, pend->sp_seq) == WB_OK) {
+            atomic_fetch_sub(&w->shared->spooled_pending[pend->prov_index], 1);
+            w->spool_dirty = 1;
+            pend->sp_seq = 0;
+            if (h2o_linklist_is_linked(&pend->sp_node)) /* not answered yet: the receipt */
+                h2o_linklist_unlink(&pend->sp_node);
+        }
+    }
+    if (h2o_linklist_is_linked(&pend->sp_node)) { /* answered when its batch is durable */
+        pend->reported = 1;
+        return;
+    }
+    if (rep->err != RD_KAFKA_RESP_ERR_NO_ERROR && pend->req != NULL && spooling(w, pend->prov) &&
+        pend->sp_seq == 0 && kafka_unavailable(rep->err) && spool_add(w, pend, 0) == WB_OK) {
+        pend->reported = 1; /* Kafka refused it now: the spool takes it */
+        return;
+    }
+    h2o_timeout_unlink(&pend->sp_timer);
     if (wb_kafka_err_unknown_topic(rep->err) &&
         produce_fallback(w, pend, rep->key, rep->key_len, rep->value, rep->value_len, &kerr) ==
             WB_OK)
@@ -474,7 +717,7 @@ void wb_ingest_on_report(void *opaque, const wb_report_t *rep, void *ctx)
         else
             answer_receipt(pend, rep, ms);
     }
-    free(pend);
+    pending_free(pend);
 }
 
 /* "application/json", "text/json", "application/<x>+json", with parameters. */
@@ -573,6 +816,7 @@ static wb_pending_t *pending_new(wb_worker_t *w, const wb_provider_t *prov, unsi
     if (pend == NULL)
         return NULL;
     memset(pend, 0, sizeof(*pend));
+    pend->kind = WB_PENDING_KIND;
     pend->worker = w;
     pend->prov = prov;
     pend->prov_index = prov_index;
@@ -585,6 +829,7 @@ static wb_pending_t *pending_new(wb_worker_t *w, const wb_provider_t *prov, unsi
     memcpy(pend->strs + ev->id_len + 1, ev->type, type_len + 1);
     memcpy(pend->strs + ev->id_len + 1 + type_len + 1, ev->topic, topic_len + 1);
     pend->deadline.cb = on_deadline;
+    pend->sp_timer.cb = on_spool_after;
     return pend;
 }
 
@@ -677,10 +922,25 @@ int wb_ingest_on_req(h2o_handler_t *self, h2o_req_t *req)
     size_t value_len = ev.value.len;
     char *value = wb_buf_steal(&ev.value, NULL);
     rd_kafka_resp_err_t kerr;
-    if (ts == WB_TOPIC_UNKNOWN && !ev.deadletter) {
+    int spool_it = spooling(w, prov);
+    if (spool_it && spool_copy(pend, value, value_len, ev.key, ev.key_len,
+                               ev.deadletter ? ev.reason : NULL) != WB_OK) {
+        free(value);
+        pending_free(pend);
+        return reject(req, prov, pi, E_OVERLOADED, NULL, "out of memory");
+    }
+    if (spool_it && atomic_load(&w->shared->spooled_pending[pi]) > 0) {
+        /* behind its provider's spooled records: the same way, in order */
+        free(value);
+        pend->reported = 1;
+        if (spool_add(w, pend, 0) != WB_OK) {
+            pending_free(pend);
+            return reject(req, prov, pi, E_SPOOL, NULL, NULL);
+        }
+    } else if (ts == WB_TOPIC_UNKNOWN && !ev.deadletter) {
         if ((pend->held_key = malloc(ev.key_len + 1)) == NULL) {
             free(value);
-            free(pend);
+            pending_free(pend);
             return reject(req, prov, pi, E_OVERLOADED, NULL, "out of memory");
         }
         memcpy(pend->held_key, ev.key, ev.key_len);
@@ -690,10 +950,15 @@ int wb_ingest_on_req(h2o_handler_t *self, h2o_req_t *req)
         h2o_linklist_insert(&w->held, &pend->held_node);
     } else if (dispatch(w, pend, value, value_len, ev.key, ev.key_len,
                         ev.deadletter ? ev.reason : NULL, ts, &kerr) != WB_OK) {
-        free(pend);
         wb_stats_count_kafka_error(&w->stats, kerr);
-        return reject(req, prov, pi, kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL ? E_OVERLOADED : E_KAFKA,
-                      NULL, rd_kafka_err2str(kerr));
+        if (spool_it && kafka_unavailable(kerr) && spool_add(w, pend, 0) == WB_OK) {
+            pend->reported = 1; /* refused at once (queue full): the spool takes it */
+        } else {
+            pending_free(pend);
+            return reject(req, prov, pi,
+                          kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL ? E_OVERLOADED : E_KAFKA, NULL,
+                          rd_kafka_err2str(kerr));
+        }
     }
 
     /* from here the report callback owns pend; the request holds a link */
@@ -703,6 +968,8 @@ int wb_ingest_on_req(h2o_handler_t *self, h2o_req_t *req)
     pend->req = req;
     h2o_linklist_insert(&w->pending, &pend->node);
     h2o_timeout_link(w->ctx.loop, &w->deadlines[pi], &pend->deadline);
+    if (spool_it && pend->sp_seq == 0 && !pend->reported)
+        h2o_timeout_link(w->ctx.loop, &w->spool_timers[pi], &pend->sp_timer);
     atomic_fetch_add_explicit(&w->stats.inflight, 1, memory_order_relaxed);
     if (req->version < 0x200)
         keep_reading(req);

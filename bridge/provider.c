@@ -255,6 +255,20 @@ int wb_provider_set(wb_provider_t *prov, const char *key, const char *value, cha
         return set_failure_statuses(prov, value, err, errsz);
     if (strcmp(key, "unknown_topic") == 0)
         return set_unknown_topic(prov, value, err, errsz);
+    if (strcmp(key, "spool") == 0) {
+        if (strcmp(value, "on") == 0 || strcmp(value, "true") == 0)
+            prov->spool = 1;
+        else if (strcmp(value, "off") == 0 || strcmp(value, "false") == 0)
+            prov->spool = 0;
+        else
+            return wb_errf(err, errsz, WB_ERR_CONFIG, "'%s' is not on or off", value);
+        return WB_OK;
+    }
+    if (strcmp(key, "spool_after_ms") == 0) {
+        if ((r = parse_uint(value, 50, 120000, &v, err, errsz)) == WB_OK)
+            prov->spool_after_ms = (unsigned)v;
+        return r;
+    }
     if (strcmp(key, "enabled") == 0) {
         if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0)
             prov->enabled = 1;

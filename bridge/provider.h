@@ -53,6 +53,10 @@ typedef struct {
     /* a record whose topic does not exist: WB_UNKNOWN_TOPIC_* */
     int unknown_topic;
     char *unknown_topic_name; /* WB_UNKNOWN_TOPIC_TOPIC: the catch-all topic */
+    /* the spool (CONTRACT.md, "The one exception"): a record Kafka has not
+     * acknowledged within spool_after_ms is kept on disk and answered 200 */
+    int spool;
+    unsigned spool_after_ms; /* 0: 3/5 of deadline_ms */
     int enabled;
     wb_auth_conf_t *auth; /* NULL: no method configured */
 } wb_provider_t;

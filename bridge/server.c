@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -125,8 +126,10 @@ static void worker_start(wb_worker_t *w)
     h2o_context_init(&w->ctx, h2o_evloop_create(), w->globalconf);
     w->accept_ctx.ctx = &w->ctx;
     w->accept_ctx.hosts = w->globalconf->hosts;
-    for (unsigned i = 0; i < cfg->nproviders; i++)
+    for (unsigned i = 0; i < cfg->nproviders; i++) {
         h2o_timeout_init(w->ctx.loop, &w->deadlines[i], cfg->providers[i].deadline_ms);
+        h2o_timeout_init(w->ctx.loop, &w->spool_timers[i], cfg->providers[i].spool_after_ms);
+    }
     w->listener = h2o_evloop_socket_create(w->ctx.loop, w->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     w->listen_fd = -1; /* the socket owns it */
     w->listener->data = w;
@@ -143,8 +146,10 @@ static void worker_stop(wb_worker_t *w)
     stop_accepting(w);
     wb_kafka_detach(w->kafka);
     h2o_evloop_run(loop, 0); /* let the closed sockets go */
-    for (unsigned p = 0; p < w->cfg->nproviders; p++)
+    for (unsigned p = 0; p < w->cfg->nproviders; p++) {
         h2o_timeout_dispose(loop, &w->deadlines[p]);
+        h2o_timeout_dispose(loop, &w->spool_timers[p]);
+    }
     /* a context with open connections cannot be disposed (h2o asserts) */
     if (wb_server_connections_open(&w->ctx) > 0)
         return;
@@ -200,7 +205,7 @@ static void *worker_main(void *arg)
             w->ctx.http1.req_timeout.timeout = 0;
             drain_deadline = mono_ms() + w->cfg->drain_timeout_ms;
         }
-        if (w->draining && (atomic_load(&w->stats.inflight) == 0 || mono_ms() >= drain_deadline))
+        if (w->draining && (wb_ingest_drained(w) || mono_ms() >= drain_deadline))
             break;
     }
     /* the bound is reached: whoever still waits gets a 503 now */
@@ -237,6 +242,7 @@ static int worker_init(wb_server_t *srv, wb_worker_t *w, unsigned id, const char
     w->max_inflight = (cfg->max_inflight + srv->nworkers - 1) / srv->nworkers;
     h2o_linklist_init_anchor(&w->pending);
     h2o_linklist_init_anchor(&w->held);
+    h2o_linklist_init_anchor(&w->spooling);
     wb_json_init(&w->json, cfg->max_tokens);
     w->kafka = wb_kafka_new(cfg, bootstrap, NULL, wb_ingest_on_report, w, err, errsz);
     if (w->kafka == NULL)
@@ -286,6 +292,20 @@ wb_server_t *wb_server_new(const wb_config_t *cfg, const char *bootstrap, char *
         atomic_init(&srv->shared.failure_seq[i], seed[i]);
     if ((srv->shared.topics = wb_topics_new(cfg, bootstrap, err, errsz)) == NULL)
         goto fail;
+    if (cfg->spool_dir != NULL) {
+        char path[4096];
+        if (mkdir(cfg->spool_dir, 0700) != 0 && errno != EEXIST) {
+            wb_errf(err, errsz, WB_ERR_CONFIG, "spool dir %s: %s", cfg->spool_dir, strerror(errno));
+            goto fail;
+        }
+        snprintf(path, sizeof(path), "%s/spool.db", cfg->spool_dir);
+        if ((srv->shared.spool = wb_spool_open(path, cfg->spool_max_bytes, err, errsz)) == NULL)
+            goto fail;
+        /* what a provider left in the spool goes first, before its new records */
+        for (unsigned i = 0; i < cfg->nproviders; i++)
+            atomic_init(&srv->shared.spooled_pending[i],
+                        (long)wb_spool_count(srv->shared.spool, cfg->providers[i].name));
+    }
     for (unsigned i = 0; i < srv->nworkers; i++)
         if (worker_init(srv, &srv->workers[i], i, bootstrap, err, errsz) != 0)
             goto fail;
@@ -294,6 +314,7 @@ wb_server_t *wb_server_new(const wb_config_t *cfg, const char *bootstrap, char *
     srv->view.draining = &drain_requested;
     srv->view.producer_queue_max = wb_kafka_queue_max(cfg);
     srv->view.topics = srv->shared.topics;
+    srv->view.spool = srv->shared.spool;
     return srv;
 fail:
     wb_server_free(srv);
@@ -322,6 +343,7 @@ void wb_server_free(wb_server_t *srv)
         wb_json_free(&w->json);
     }
     wb_topics_free(srv->shared.topics);
+    wb_spool_close(srv->shared.spool);
     h2o_config_dispose(&srv->globalconf);
     free(srv->workers);
     free(srv->stats);

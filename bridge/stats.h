@@ -33,6 +33,7 @@ typedef struct {
     atomic_ulong deadlettered[WB_MAX_PROVIDERS];
     atomic_ulong deadletters[WB_MAX_PROVIDERS][WB_DL_REASONS];
     atomic_ulong auth_failures[WB_MAX_PROVIDERS];
+    atomic_ulong spooled[WB_MAX_PROVIDERS];           /* answered 200 "spooled" */
     atomic_ulong latency_buckets[WB_LAT_BUCKETS + 1]; /* last: +Inf */
     atomic_ulong latency_sum_us;
     atomic_ulong kafka_errors[WB_KERR_SLOTS];
@@ -53,6 +54,7 @@ typedef struct {
     const atomic_int *draining;
     long producer_queue_max; /* queue.buffering.max.messages per producer */
     wb_topics_t *topics;     /* the topic registry, for the unsafe topics */
+    struct wb_spool *spool;  /* NULL: no spool */
 } wb_stats_view_t;
 
 void wb_stats_count_status(wb_stats_t *st, unsigned prov_index, int status);

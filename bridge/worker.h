@@ -8,6 +8,7 @@
 #include "config.h"
 #include "json.h"
 #include "kafka.h"
+#include "spool.h"
 #include "stats.h"
 #include "topics.h"
 
@@ -21,6 +22,9 @@ typedef struct {
      * that replicas behind one load balancer do not rotate in step */
     atomic_uint failure_seq[WB_MAX_PROVIDERS];
     wb_topics_t *topics; /* what is known of the topics written to */
+    wb_spool_t *spool;   /* NULL: no [spool] dir */
+    /* per provider: its records in the spool, not yet acknowledged */
+    atomic_long spooled_pending[WB_MAX_PROVIDERS];
 } wb_shared_t;
 
 /* A worker's h2o objects (loop, context, sockets) are created on the
@@ -39,6 +43,9 @@ typedef struct wb_worker {
     h2o_timeout_t deadlines[WB_MAX_PROVIDERS];
     h2o_linklist_t pending; /* wb_pending_t still attached to a request */
     h2o_linklist_t held;    /* wb_pending_t waiting for their topic to be known */
+    h2o_timeout_t spool_timers[WB_MAX_PROVIDERS]; /* spool_after_ms, per provider */
+    h2o_linklist_t spooling; /* wb_pending_t added to the spool, until durable */
+    int spool_dirty;         /* removals to commit */
     unsigned max_inflight;
     int draining;
     wb_stats_t stats;

@@ -6,7 +6,7 @@
 set -euo pipefail
 
 build=(build-essential cmake pkg-config librdkafka-dev libh2o-evloop-dev libjsmn-dev
-       libssl-dev libinih-dev)
+       libssl-dev libinih-dev libsqlite3-dev zlib1g-dev)
 test=(libcmocka-dev python3 python3-pytest python3-requests python3-jsonschema
       python3-confluent-kafka kcat nghttp2-client wrk clang libclang-rt-14-dev valgrind
       curl procps python3-h2 python3-yaml prometheus openjdk-17-jre-headless maven)
