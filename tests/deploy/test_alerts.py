@@ -39,6 +39,7 @@ EXPECTED_ALERTS = {
     "WebhookBridgeProducerQueueNearFull", "WebhookBridgeUnsafeTopic",
     "WebhookBridgeFailureAnswers",
     "WebhookBridgeDeadLettersRising", "WebhookBridgeTopicMissing",
+    "WebhookBridgeSpoolAgeing",
 }
 SEVERITIES = {"critical", "warning", "info"}
 
