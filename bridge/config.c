@@ -100,17 +100,7 @@ static int apply_setting(wb_config_t *cfg, const struct setting *s, const char *
     char *end;
 
     switch (s->type) {
-    case T_UINT: {
-        errno = 0;
-        unsigned long long v = strtoull(value, &end, 10);
-        if (*value == '\0' || *value == '-' || errno != 0 || *end != '\0')
-            return wb_errf(err, errsz, WB_ERR_CONFIG, "'%s' is not a number", value);
-        if (v < s->min || v > s->max)
-            return wb_errf(err, errsz, WB_ERR_CONFIG, "%llu is outside [%llu, %llu]", v, s->min,
-                           s->max);
-        *(unsigned *)field = (unsigned)v;
-        return WB_OK;
-    }
+    case T_UINT:
     case T_U64: {
         errno = 0;
         unsigned long long v = strtoull(value, &end, 10);
@@ -119,7 +109,10 @@ static int apply_setting(wb_config_t *cfg, const struct setting *s, const char *
         if (v < s->min || v > s->max)
             return wb_errf(err, errsz, WB_ERR_CONFIG, "%llu is outside [%llu, %llu]", v, s->min,
                            s->max);
-        *(unsigned long long *)field = v;
+        if (s->type == T_U64)
+            *(unsigned long long *)field = v;
+        else
+            *(unsigned *)field = (unsigned)v;
         return WB_OK;
     }
     case T_BOOL:

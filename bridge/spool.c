@@ -302,6 +302,32 @@ static void move_aside(wb_spool_t *sp, int64_t seq)
     }
 }
 
+/* The record of a ST_SCAN row (valid until the next step); 0 when it is
+ * damaged (its checksum does not match what would be produced). */
+static int row_of(sqlite3_stmt *st, wb_spool_rec_t *rec)
+{
+    *rec = (wb_spool_rec_t){
+        .seq = sqlite3_column_int64(st, 0),
+        .provider = (const char *)sqlite3_column_text(st, 1),
+        .topic = (const char *)sqlite3_column_text(st, 2),
+        .key = sqlite3_column_blob(st, 3),
+        .key_len = (size_t)sqlite3_column_bytes(st, 3),
+        .value = sqlite3_column_blob(st, 4),
+        .value_len = (size_t)sqlite3_column_bytes(st, 4),
+        .reason = (const char *)sqlite3_column_text(st, 5),
+        .intended = (const char *)sqlite3_column_text(st, 6),
+        .spooled_ms = sqlite3_column_int64(st, 7),
+    };
+    if (rec->key == NULL)
+        rec->key = "";
+    if (rec->value == NULL)
+        rec->value = "";
+    return rec->provider != NULL && rec->topic != NULL &&
+           (uint32_t)sqlite3_column_int64(st, 8) == record_crc(rec->topic, rec->key, rec->key_len,
+                                                               rec->value, rec->value_len,
+                                                               rec->reason, rec->intended);
+}
+
 static int spool_scan(wb_spool_t *sp, int64_t after_seq, unsigned max,
                       void (*fn)(void *ctx, const wb_spool_rec_t *rec), void *ctx)
 {
@@ -313,31 +339,12 @@ static int spool_scan(wb_spool_t *sp, int64_t after_seq, unsigned max,
     sqlite3_bind_int64(st, 1, after_seq);
     sqlite3_bind_int64(st, 2, max);
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        wb_spool_rec_t rec = {
-            .seq = sqlite3_column_int64(st, 0),
-            .provider = (const char *)sqlite3_column_text(st, 1),
-            .topic = (const char *)sqlite3_column_text(st, 2),
-            .key = sqlite3_column_blob(st, 3),
-            .key_len = (size_t)sqlite3_column_bytes(st, 3),
-            .value = sqlite3_column_blob(st, 4),
-            .value_len = (size_t)sqlite3_column_bytes(st, 4),
-            .reason = (const char *)sqlite3_column_text(st, 5),
-            .intended = (const char *)sqlite3_column_text(st, 6),
-            .spooled_ms = sqlite3_column_int64(st, 7),
-        };
-        uint32_t crc = (uint32_t)sqlite3_column_int64(st, 8);
-        if (rec.provider == NULL || rec.topic == NULL ||
-            crc != record_crc(rec.topic, rec.key != NULL ? rec.key : "", rec.key_len,
-                              rec.value != NULL ? rec.value : "", rec.value_len, rec.reason,
-                              rec.intended)) {
+        wb_spool_rec_t rec;
+        if (!row_of(st, &rec)) {
             if (nbad < WB_ARRAY_SIZE(bad))
                 bad[nbad++] = rec.seq;
             continue;
         }
-        if (rec.key == NULL)
-            rec.key = "";
-        if (rec.value == NULL)
-            rec.value = "";
         fn(ctx, &rec);
         seen++;
     }
@@ -470,28 +477,11 @@ int wb_spool_replay(wb_spool_t *sp, unsigned max_inflight, wb_spool_produce_fn p
     sqlite3_bind_int64(st, 1, sp->replay_after);
     sqlite3_bind_int64(st, 2, max_inflight - sp->replay_inflight);
     while (sqlite3_step(st) == SQLITE_ROW) {
-        wb_spool_rec_t rec = {
-            .seq = sqlite3_column_int64(st, 0),
-            .provider = (const char *)sqlite3_column_text(st, 1),
-            .topic = (const char *)sqlite3_column_text(st, 2),
-            .key = sqlite3_column_blob(st, 3),
-            .key_len = (size_t)sqlite3_column_bytes(st, 3),
-            .value = sqlite3_column_blob(st, 4),
-            .value_len = (size_t)sqlite3_column_bytes(st, 4),
-            .reason = (const char *)sqlite3_column_text(st, 5),
-            .intended = (const char *)sqlite3_column_text(st, 6),
-            .spooled_ms = sqlite3_column_int64(st, 7),
-        };
-        if (rec.key == NULL)
-            rec.key = "";
-        if (rec.value == NULL)
-            rec.value = "";
+        wb_spool_rec_t rec;
+        int intact = row_of(st, &rec);
         if (sp->nheld > 0 && sp->held[0] <= rec.seq)
             break; /* its original (or an earlier one's) may still succeed */
-        if (rec.provider == NULL || rec.topic == NULL ||
-            (uint32_t)sqlite3_column_int64(st, 8) != record_crc(rec.topic, rec.key, rec.key_len,
-                                                                rec.value, rec.value_len,
-                                                                rec.reason, rec.intended)) {
+        if (!intact) {
             if (nbad < WB_ARRAY_SIZE(bad))
                 bad[nbad++] = rec.seq;
             sp->replay_after = rec.seq;

@@ -75,6 +75,21 @@ def bridge(cluster):
         yield b
 
 
+def whole_cluster_down(cluster, load, seconds):
+    """Every node SIGKILLed for seconds, then started; (t_down, t_back) as marked."""
+    t_down = load.mark("SIGKILL all nodes")
+    for i in cluster.ids:
+        cluster.kill(i)
+    time.sleep(seconds)
+    t_back = load.mark("all restarted")
+    for i in cluster.ids:
+        cluster.start_node(i)
+    for i in cluster.ids:
+        cluster.wait_node_up(i)
+    load.mark("all up")
+    return t_down, t_back
+
+
 def led_by(cluster, node):
     return {(t, p) for t in faults.TOPICS for p, leader in cluster.leaders(t).items()
             if leader == node}
@@ -214,16 +229,7 @@ def test_rolling_restart(cluster, bridge, capsys):
 def test_all_three_down_then_up(cluster, bridge, capsys):
     load = faults.Load(bridge.port, bridge.admin_port).start()
     time.sleep(5)
-    t_down = load.mark("SIGKILL all nodes")
-    for i in cluster.ids:
-        cluster.kill(i)
-    time.sleep(15)
-    t_back = load.mark("all restarted")
-    for i in cluster.ids:
-        cluster.start_node(i)
-    for i in cluster.ids:
-        cluster.wait_node_up(i)
-    load.mark("all up")
+    t_down, t_back = whole_cluster_down(cluster, load, 15)
     time.sleep(10)
     res = load.stop(cluster.bootstrap, "all-down: the three nodes SIGKILLed 15 s, then back")
     bad = res.oks_between(t_down + 0.2, t_back)
@@ -345,15 +351,7 @@ def run_behind_nginx(cluster, capsys, balance):
         with nginx.Nginx([b.port for b in bridges], balance) as lb:
             load = faults.Load(lb.port, bridges[0].admin_port).start()
             time.sleep(5)
-            load.mark("SIGKILL all nodes")
-            for i in cluster.ids:
-                cluster.kill(i)
-            time.sleep(15)
-            t_back = load.mark("all restarted")
-            for i in cluster.ids:
-                cluster.start_node(i)
-            for i in cluster.ids:
-                cluster.wait_node_up(i)
+            _, t_back = whole_cluster_down(cluster, load, 15)
             time.sleep(8)
             res = load.stop(cluster.bootstrap, f"nginx-{balance}: three bridges behind nginx "
                                                 f"({balance}), the cluster down 15 s")
@@ -445,15 +443,7 @@ def test_spool_piriod_never_gets_a_failure_through_a_leader_kill_and_a_full_outa
         cluster.wait_node_up(node)
         load.mark(f"node {node} back")
         time.sleep(5)
-        load.mark("SIGKILL all nodes")
-        for i in cluster.ids:
-            cluster.kill(i)
-        time.sleep(20)
-        load.mark("all restarted")
-        for i in cluster.ids:
-            cluster.start_node(i)
-        for i in cluster.ids:
-            cluster.wait_node_up(i)
+        whole_cluster_down(cluster, load, 20)
         time.sleep(10)
         res = load.stop(cluster.bootstrap, "spool: Piriod spooling, the busiest leader SIGKILLed "
                                             "10 s, then the cluster down 20 s")
