@@ -560,7 +560,12 @@ static void replay_report(wb_worker_t *w, wb_spool_replay_t *rp, const wb_report
 static void replay(wb_worker_t *w)
 {
     wb_kafka_brokers_t b;
+    long pending = 0;
     if (w->id != 0 || w->shared->spool == NULL)
+        return;
+    for (unsigned i = 0; i < w->cfg->nproviders; i++)
+        pending += atomic_load_explicit(&w->shared->spooled_pending[i], memory_order_relaxed);
+    if (pending == 0) /* nothing to replay: no query on every loop turn */
         return;
     wb_kafka_brokers(w->kafka, &b);
     if (b.reachable)

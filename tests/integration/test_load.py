@@ -49,8 +49,10 @@ def test_over_the_inflight_bound_answers_503_at_once_and_every_200_has_its_recor
             kafka.bootstrap, env={"BRIDGE_MAX_INFLIGHT": "100",
                                   "BRIDGE_PROVIDER_PIRIOD_DEADLINE_MS": "25000",
                                   "BRIDGE_PROVIDER_SHOPERTI_DEADLINE_MS": "25000",
-                                  # 3 s acks are slow, not dead, in this test
-                                  "BRIDGE_RDKAFKA_REQUEST_TIMEOUT_MS": "30000"}) as bridge:
+                                  # 3 s answers are slow, not dead, in this test (a connection set
+                                  # up under them takes longer than the 3 s default)
+                                  "BRIDGE_RDKAFKA_REQUEST_TIMEOUT_MS": "30000",
+                                  "BRIDGE_RDKAFKA_SOCKET_CONNECTION_SETUP_TIMEOUT_MS": "30000"}) as bridge:
         bridge.wait_ready()
         for path, body in bodies(3):
             assert bridge.post(None, body, path=path).status_code == 200

@@ -78,8 +78,10 @@ def test_rss_stays_bounded_over_the_inflight_bound():
             kafka.bootstrap, binary=harness.RELEASE_BRIDGE,
             env={"BRIDGE_MAX_INFLIGHT": "500", "BRIDGE_LOG_LEVEL": "warn",
                  "BRIDGE_PROVIDER_PIRIOD_DEADLINE_MS": "25000",
-                 # 3 s acks are slow, not dead, in this test
-                 "BRIDGE_RDKAFKA_REQUEST_TIMEOUT_MS": "30000"}) as bridge:
+                 # 3 s answers are slow, not dead, in this test (a connection set
+                 # up under them takes longer than the 3 s default)
+                 "BRIDGE_RDKAFKA_REQUEST_TIMEOUT_MS": "30000",
+                 "BRIDGE_RDKAFKA_SOCKET_CONNECTION_SETUP_TIMEOUT_MS": "30000"}) as bridge:
         bridge.wait_ready()
         assert bridge.post("piriod", PIRIOD).status_code == 200
         # acks take longer than a burst takes to send, even on a busy machine,
