@@ -406,6 +406,19 @@ static int spooling(const wb_worker_t *w, const wb_provider_t *prov)
     return prov->spool && w->shared->spool != NULL;
 }
 
+/* A new record of provider pi must go through the spool while the spool
+ * holds records of pi that Kafka has not acknowledged, so that it cannot
+ * overtake them. The first worker's producer is the replayer's: once it has
+ * been handed every spooled record, a record it produces comes after them in
+ * their partition's queue, and the provider is back on the direct path
+ * (under a steady load the spool would otherwise never run empty). */
+static int behind_spool(wb_worker_t *w, unsigned pi)
+{
+    if (atomic_load(&w->shared->spooled_pending[pi]) == 0)
+        return 0;
+    return w->id != 0 || !wb_spool_caught_up(w->shared->spool);
+}
+
 /* Errors after which Kafka may take the record later: spooled, not failed. */
 static int kafka_unavailable(rd_kafka_resp_err_t err)
 {
@@ -556,7 +569,9 @@ static void replay_report(wb_worker_t *w, wb_spool_replay_t *rp, const wb_report
     }
 }
 
-/* The first worker replays, while some broker connection is up. */
+/* The first worker replays while some broker connection is up, and from
+ * its start (before the first statistics, a second in: a restarted bridge
+ * replays at once; if Kafka is down, the replays fail and are retried). */
 static void replay(wb_worker_t *w)
 {
     wb_kafka_brokers_t b;
@@ -568,7 +583,7 @@ static void replay(wb_worker_t *w)
     if (pending == 0) /* nothing to replay: no query on every loop turn */
         return;
     wb_kafka_brokers(w->kafka, &b);
-    if (b.reachable)
+    if (b.reachable || !b.measured)
         wb_spool_replay(w->shared->spool, 256, replay_produce, w);
 }
 
@@ -934,7 +949,7 @@ int wb_ingest_on_req(h2o_handler_t *self, h2o_req_t *req)
         pending_free(pend);
         return reject(req, prov, pi, E_OVERLOADED, NULL, "out of memory");
     }
-    if (spool_it && atomic_load(&w->shared->spooled_pending[pi]) > 0) {
+    if (spool_it && behind_spool(w, pi)) {
         /* behind its provider's spooled records: the same way, in order */
         free(value);
         pend->reported = 1;

@@ -34,7 +34,7 @@ struct wb_kafka {
     wb_json_t stats_json;                         /* parses the statistics, on the loop's thread */
     rd_kafka_topic_t *warm[WB_MAX_PROVIDERS + 1]; /* topics known before their first record */
     unsigned nwarm;
-    atomic_int brokers_up, brokers_known, reachable;
+    atomic_int brokers_up, brokers_known, reachable, measured;
 };
 
 struct wb_kafka_mock {
@@ -84,6 +84,7 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
     atomic_store(&k->brokers_up, up);
     atomic_store(&k->brokers_known, known);
     atomic_store(&k->reachable, reachable);
+    atomic_store(&k->measured, 1);
     return 0;
 }
 
@@ -361,6 +362,7 @@ void wb_kafka_brokers(wb_kafka_t *k, wb_kafka_brokers_t *out)
     out->up = atomic_load(&k->brokers_up);
     out->known = atomic_load(&k->brokers_known);
     out->reachable = atomic_load(&k->reachable);
+    out->measured = atomic_load(&k->measured);
 }
 
 long wb_kafka_queue_max(const wb_config_t *cfg)

@@ -35,6 +35,7 @@ typedef struct {
     int up;        /* connections up to brokers known from metadata */
     int known;     /* brokers known from metadata */
     int reachable; /* some connection up, bootstrap ones included */
+    int measured;  /* 0 until the first statistics: the fields above say nothing yet */
 } wb_kafka_brokers_t;
 
 /* Called on the loop's thread, once per produced record, with the opaque

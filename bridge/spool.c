@@ -47,6 +47,7 @@ struct wb_spool {
     int64_t *held;
     size_t nheld, capheld;
     /* the replayer */
+    int64_t last_seq;     /* the highest seq added */
     int64_t replay_after; /* the last seq handed to the producer */
     int64_t rewind;       /* the lowest seq whose replay failed, 0: none */
     int64_t retry_at_ms;  /* after a failure, no replay before this */
@@ -142,8 +143,8 @@ wb_spool_t *wb_spool_open(const char *path, uint64_t max_bytes, char *err, size_
         }
     sqlite3_stmt *q = NULL;
     if (sqlite3_prepare_v2(sp->db,
-                           "SELECT count(*), coalesce(sum(length(key) + length(value)), 0)"
-                           " FROM records",
+                           "SELECT count(*), coalesce(sum(length(key) + length(value)), 0),"
+                           " coalesce(max(seq), 0) FROM records",
                            -1, &q, NULL) != SQLITE_OK ||
         sqlite3_step(q) != SQLITE_ROW) {
         wb_errf(err, errsz, WB_ERR_CONFIG, "spool %s: %s", path, sqlite3_errmsg(sp->db));
@@ -152,6 +153,7 @@ wb_spool_t *wb_spool_open(const char *path, uint64_t max_bytes, char *err, size_
     }
     sp->records = (uint64_t)sqlite3_column_int64(q, 0);
     sp->bytes = (uint64_t)sqlite3_column_int64(q, 1);
+    sp->last_seq = sqlite3_column_int64(q, 2);
     sqlite3_finalize(q);
     return sp;
 fail:
@@ -216,6 +218,8 @@ static int spool_add(wb_spool_t *sp, const wb_spool_rec_t *rec, int64_t *seq, ui
         return r == SQLITE_FULL ? WB_ERR_TOO_LARGE : WB_ERR_NOMEM;
     *seq = sqlite3_last_insert_rowid(sp->db);
     *batch = sp->batch;
+    if (*seq > sp->last_seq)
+        sp->last_seq = *seq;
     if (sp->batch_records == 0)
         sp->batch_first = *seq;
     sp->batch_records++;
@@ -506,6 +510,14 @@ int wb_spool_replay(wb_spool_t *sp, unsigned max_inflight, wb_spool_produce_fn p
         move_aside(sp, bad[i]);
     pthread_mutex_unlock(&sp->lock);
     return handed;
+}
+
+int wb_spool_caught_up(wb_spool_t *sp)
+{
+    pthread_mutex_lock(&sp->lock);
+    int r = sp->nheld == 0 && sp->rewind == 0 && sp->replay_after >= sp->last_seq;
+    pthread_mutex_unlock(&sp->lock);
+    return r;
 }
 
 int wb_spool_replayed(wb_spool_t *sp, wb_spool_replay_t *rp, int ok, char *provider)

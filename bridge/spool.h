@@ -90,6 +90,10 @@ typedef int (*wb_spool_produce_fn)(void *ctx, const wb_spool_rec_t *rec, wb_spoo
 /* Hands the next committed records (after the last one handed, none held,
  * at most max in flight) to produce. Returns how many were handed. */
 int wb_spool_replay(wb_spool_t *sp, unsigned max_inflight, wb_spool_produce_fn produce, void *ctx);
+/* 1 when every record added has been handed to the replayer's producer and
+ * none is held or to be handed again: a record produced after this by the
+ * same producer cannot overtake a spooled one (same partition, same queue). */
+int wb_spool_caught_up(wb_spool_t *sp);
 /* The report of a replayed record: removed (at the next commit) when
  * acknowledged, else handed again by a later wb_spool_replay. Frees rp.
  * Copies the provider's name into provider (at least 40 bytes). Returns 1

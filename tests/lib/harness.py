@@ -209,6 +209,17 @@ class Bridge:
                 raise AssertionError("bridge did not stop in time")
         return self.proc.returncode
 
+    def kill(self):
+        """SIGKILLs the bridge (a crash: no drain, nothing flushed) and
+        releases what this object holds, keeping nothing of the process."""
+        self.session.close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self._out.close()
+        self._err.close()
+        self.tmp.cleanup()
+
     def check_sanitizers(self):
         err = self.stderr()
         for m in SANITIZER_MARKERS:
