@@ -164,7 +164,10 @@ def check(bridge, consumer=None, keep=False):
         web, admin = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
         env.update(BRIDGE_KAFKA_BROKERS=shell(cluster, "bridge", env["BRIDGE_KAFKA_BROKERS"]),
                    BRIDGE_CONFIG=str(SOURCE_DIR / "deploy/bridge.example.ini"),
-                   BRIDGE_LISTEN=web, BRIDGE_ADMIN_LISTEN=admin)
+                   BRIDGE_LISTEN=web, BRIDGE_ADMIN_LISTEN=admin,
+                   # the volume compose mounts there, here a directory of the run
+                   BRIDGE_SPOOL_DIR=str(cluster.work / "spool"))
+        os.makedirs(env["BRIDGE_SPOOL_DIR"], exist_ok=True)
         bridge_log = cluster.work / "bridge.log"
         with open(bridge_log, "w") as out:
             bridge_proc = subprocess.Popen([str(bridge)], stdout=out, stderr=subprocess.STDOUT,

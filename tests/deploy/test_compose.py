@@ -250,6 +250,20 @@ def test_bridge_service(compose):
     assert seconds(svc["stop_grace_period"]) > drain_timeout_s(ini, env) + 5
 
 
+def test_bridge_spool_volume(compose):
+    """The spool (BRIDGE_SPOOL_DIR) is on a named volume mounted at that
+    directory, the only writable path of the read-only container besides
+    /tmp; Piriod spools."""
+    svc = compose["services"]["bridge"]
+    env = env_dict(svc["environment"])
+    spool = env["BRIDGE_SPOOL_DIR"]
+    mounts = dict(v.split(":", 1)[::-1] for v in svc["volumes"])
+    assert spool in mounts, svc["volumes"]
+    assert mounts[spool] in compose["volumes"]
+    assert env["BRIDGE_PROVIDER_PIRIOD_SPOOL"] == "on"
+    assert svc["read_only"] is True and svc["tmpfs"] == ["/tmp"]
+
+
 def test_consumer_service(compose):
     svc = compose["services"]["consumer"]
     assert svc["build"]["target"] == "consumer"

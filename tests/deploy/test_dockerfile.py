@@ -20,7 +20,7 @@ import sys
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from helpers import (SOURCE_DIR, dockerignore_included, env_path, parse_dockerfile,  # noqa: E402
+from helpers import (SOURCE_DIR, dockerignore_included, env_path, load_compose, parse_dockerfile,  # noqa: E402
                      read_dockerignore, run)
 
 DOCKERFILE = SOURCE_DIR / "deploy" / "Dockerfile"
@@ -138,6 +138,26 @@ def test_bridge_stage(dockerfile):
     env = dict(a.split("=", 1) for a in instrs(bridge, "ENV"))
     assert env["BRIDGE_CONFIG"] == copies[0][1]
     assert not instrs(bridge, "VOLUME"), "a VOLUME would need a writable filesystem"
+
+
+SPOOL_DIR = "/var/lib/webhook-bridge/spool"
+
+
+def test_spool_directory_owned_by_the_user(dockerfile):
+    """The spool's mount point exists in the image, owned by the image's
+    user: a new named volume (compose) takes its owner from it, and the
+    bridge, running as that user on a read-only root, can write there."""
+    stages, _, _ = dockerfile
+    runs = " ".join(instrs(stages["runtime"], "RUN"))
+    m = re.search(r"install -d -o (\d+) -g (\d+) -m (\d+) ([^&]*)", runs)
+    assert m, "the runtime stage does not make the spool directory"
+    assert SPOOL_DIR in m.group(4).split()
+    user = effective_user(stages, "bridge")
+    assert f"{m.group(1)}:{m.group(2)}" == user
+    assert int(m.group(3), 8) & 0o700 == 0o700 and int(m.group(3), 8) & 0o007 == 0
+    compose = load_compose()
+    svc = compose["services"]["bridge"]
+    assert svc["user"] == user
 
 
 def cmake_lines(text, top_var=None):

@@ -35,6 +35,7 @@ from helpers import (SOURCE_DIR, env_path, kustomize_build, load_compose, load_y
                      unread_bridge_vars)
 
 K8S = SOURCE_DIR / "deploy" / "k8s"
+K8S_SPOOL = SOURCE_DIR / "deploy" / "k8s-spool"
 VALIDATOR = pathlib.Path(__file__).resolve().parent / "validate_k8s.mjs"
 EXPECTED_KINDS = {"Namespace", "ServiceAccount", "ConfigMap", "Secret", "Deployment", "Service",
                   "Ingress", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"}
@@ -57,8 +58,15 @@ def one(objs, kind):
     return found[0]
 
 
+def workload(objs):
+    """The bridge's Deployment (the base) or StatefulSet (deploy/k8s-spool)."""
+    found = [o for o in objs if o["kind"] in ("Deployment", "StatefulSet")]
+    assert len(found) == 1, [o["kind"] for o in found]
+    return found[0]
+
+
 def container(objs):
-    return one(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    return workload(objs)["spec"]["template"]["spec"]["containers"][0]
 
 
 def configmap_ini(objs):
@@ -460,6 +468,97 @@ def test_configmap_passes_check_config(objs, tmp_path):
     res = run([str(bridge), "--config", str(path), "--check-config"], env=base)
     assert res.returncode != 0
     assert "PIRIOD_PATH_TOKEN" in res.stdout + res.stderr
+
+
+# ---- the spool variant (deploy/k8s-spool) ---------------------------------------------
+
+SPOOL_ENV = {"BRIDGE_SPOOL_DIR", "BRIDGE_SPOOL_MAX_BYTES", "BRIDGE_PROVIDER_PIRIOD_SPOOL"}
+
+
+@pytest.fixture(scope="module")
+def spool_objs():
+    return build(K8S_SPOOL)
+
+
+def quantity_bytes(q):
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+    m = re.fullmatch(r"(\d+)(Ki|Mi|Gi|Ti)?", q)
+    assert m, q
+    return int(m.group(1)) * units.get(m.group(2), 1)
+
+
+def test_spool_variant_builds(spool_objs, tmp_path):
+    assert {o["kind"] for o in spool_objs} == EXPECTED_KINDS - {"Deployment"} | {"StatefulSet"}
+    for o in spool_objs:
+        if o["kind"] != "Namespace":
+            assert o["metadata"]["namespace"] == "webhooks", o["kind"]
+    res = models_validate(spool_objs, tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.count("ok ") == len(spool_objs)
+    spec = one(spool_objs, "StatefulSet")["spec"]["template"]["spec"]
+    assert restricted_violations(spec) == []
+
+
+def test_spool_variant_strict(spool_objs, strict_validators):
+    for v in strict_validators:
+        for o in spool_objs:
+            assert v.errors(o) == [], f"{v.folder.name} {o['kind']}"
+
+
+def test_spool_statefulset_is_the_deployment_plus_a_claim(objs, spool_objs):
+    """The StatefulSet's pod is the Deployment's (they cannot drift apart)
+    with the spool added: its environment, its mount on the claim of the
+    volumeClaimTemplate, and fsGroup for the claim's files."""
+    dep = copy.deepcopy(one(objs, "Deployment")["spec"]["template"])
+    sts = one(spool_objs, "StatefulSet")
+    pod = copy.deepcopy(sts["spec"]["template"])
+    c = pod["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in c["env"] if e["name"] in SPOOL_ENV}
+    assert set(env) == SPOOL_ENV
+    c["env"] = [e for e in c["env"] if e["name"] not in SPOOL_ENV]
+    mount = next(m for m in c["volumeMounts"] if m["mountPath"] == env["BRIDGE_SPOOL_DIR"])
+    c["volumeMounts"].remove(mount)
+    psc = pod["spec"]["securityContext"]
+    assert psc.pop("fsGroup") == psc["runAsGroup"]
+    assert psc.pop("fsGroupChangePolicy") == "OnRootMismatch"
+    assert pod == dep
+    assert env["BRIDGE_PROVIDER_PIRIOD_SPOOL"] == "on"
+    # the mount is the claim, one per replica, kept when scaled down or deleted
+    claims = {t["metadata"]["name"]: t for t in sts["spec"]["volumeClaimTemplates"]}
+    assert mount["name"] in claims and not mount.get("readOnly")
+    assert mount["name"] not in {v["name"] for v in pod["spec"]["volumes"]}
+    claim = claims[mount["name"]]["spec"]
+    assert claim["accessModes"] == ["ReadWriteOnce"]
+    assert quantity_bytes(claim["resources"]["requests"]["storage"]) >= \
+        2 * int(env["BRIDGE_SPOOL_MAX_BYTES"])
+    assert sts["spec"]["persistentVolumeClaimRetentionPolicy"] == {
+        "whenDeleted": "Retain", "whenScaled": "Retain"}
+    # the governing Service is headless and selects the pods
+    gov = next(o for o in spool_objs
+               if o["kind"] == "Service" and o["metadata"]["name"] == sts["spec"]["serviceName"])
+    assert gov["spec"]["clusterIP"] == "None"
+    assert gov["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    assert sts["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    # the HPA scales it, up only (a removed replica's spool waits on its claim)
+    hpa = one(spool_objs, "HorizontalPodAutoscaler")["spec"]
+    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "StatefulSet",
+                                     "name": sts["metadata"]["name"]}
+    assert hpa["behavior"]["scaleDown"] == {"selectPolicy": "Disabled"}
+    assert hpa["minReplicas"] <= sts["spec"]["replicas"]
+
+
+def test_spool_variant_passes_check_config(spool_objs, tmp_path):
+    bridge = env_path("WB_BRIDGE")
+    if bridge is None:
+        pytest.skip("WB_BRIDGE not set")
+    path = tmp_path / "bridge.ini"
+    path.write_text(configmap_ini(spool_objs))
+    env = container_env(spool_objs)
+    ini = parse_ini(configmap_ini(spool_objs))
+    assert unread_bridge_vars(env, ini, env) == []
+    res = run([str(bridge), "--config", str(path), "--check-config"],
+              env={"PATH": os.environ.get("PATH", "/usr/bin"), **env})
+    assert res.returncode == 0, res.stdout + res.stderr
 
 
 # ---- Strimzi ------------------------------------------------------------------------

@@ -21,7 +21,9 @@ import re
 import signal
 import socket
 import subprocess
+import shutil
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -38,6 +40,10 @@ for m in $(awk '{print $5}' /proc/self/mountinfo | sort -u); do
 done
 if touch "$(dirname "$1")/.rw-probe" 2>/dev/null || touch /.rw-probe 2>/dev/null; then
   echo "sandbox: the root filesystem is still writable" >&2; exit 97
+fi
+# the one writable volume (the bridge's spool), as compose mounts it
+if [ -n "$VOLUME_" ]; then
+  mount --bind "$VOLUME_" "$VOLUME_" && mount -o remount,bind,rw "$VOLUME_" "$VOLUME_" || exit 98
 fi
 exec setpriv --reuid="$UID_" --regid="$GID_" --clear-groups --no-new-privs -- "$@"
 '''
@@ -58,10 +64,14 @@ def sandbox_available():
     return res.returncode == 0
 
 
-def sandboxed(argv, env):
+def sandboxed(argv, env, volume=None):
+    """argv read-only everywhere, as the image's user; volume (a directory)
+    the one writable path, as a container's volume is."""
     uid, gid = image_user()
+    if volume is not None:
+        os.chown(volume, int(uid), int(gid))
     return (["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", SANDBOX, "sh",
-             *argv], {**env, "UID_": uid, "GID_": gid})
+             *argv], {**env, "UID_": uid, "GID_": gid, "VOLUME_": str(volume or "")})
 
 
 def free_port():
@@ -129,7 +139,12 @@ def test_compose_services_as_containers(programs, bootstrap, tmp_path):
     env.update(BRIDGE_CONFIG=str(SOURCE_DIR / "deploy/bridge.example.ini"),  # the image's copy
                BRIDGE_KAFKA_BROKERS=bootstrap,
                BRIDGE_LISTEN=f"127.0.0.1:{web}", BRIDGE_ADMIN_LISTEN=f"127.0.0.1:{admin}")
-    argv, full_env = sandboxed([str(bridge)], {**base, **env})
+    # compose's bridge-spool volume at BRIDGE_SPOOL_DIR: here a directory of the test
+    assert env["BRIDGE_SPOOL_DIR"]
+    # (under /tmp itself: the image's user cannot enter pytest's tmp_path)
+    spool = pathlib.Path(tempfile.mkdtemp(prefix="wb-stack-spool-"))
+    env["BRIDGE_SPOOL_DIR"] = str(spool)
+    argv, full_env = sandboxed([str(bridge)], {**base, **env}, volume=spool)
     log = open(tmp_path / "bridge.log", "w+")
     proc = subprocess.Popen(argv, env=full_env, stdout=log, stderr=subprocess.STDOUT, cwd="/")
     receipts = {}
@@ -146,6 +161,8 @@ def test_compose_services_as_containers(programs, bootstrap, tmp_path):
             assert time.monotonic() < deadline, "never ready\n" + open(tmp_path / "bridge.log").read()
             time.sleep(0.3)
 
+        # the spool is open on its volume, written by the image's user
+        assert (spool / "spool.db").stat().st_uid == int(image_user()[0])
         url = f"http://127.0.0.1:{web}/webhooks"
         # Piriod: the secret path segment
         body = fixture("piriod/payment-created.json",
@@ -176,6 +193,7 @@ def test_compose_services_as_containers(programs, bootstrap, tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        shutil.rmtree(spool, ignore_errors=True)
     log.seek(0)
     output = log.read()
     assert proc.returncode == 0, output
