@@ -208,12 +208,16 @@ static void render(wb_admin_t *a, wb_buf_t *b)
                       "# HELP webhook_bridge_spool_corrupt_total Spooled records found damaged "
                       "and moved aside (table corrupt of the spool file).\n"
                       "# TYPE webhook_bridge_spool_corrupt_total counter\n"
-                      "webhook_bridge_spool_corrupt_total %llu\n",
+                      "webhook_bridge_spool_corrupt_total %llu\n"
+                      "# HELP webhook_bridge_spool_commits_total Spool transactions committed "
+                      "(each one fsync of the write-ahead log, or more).\n"
+                      "# TYPE webhook_bridge_spool_commits_total counter\n"
+                      "webhook_bridge_spool_commits_total %llu\n",
                       (unsigned long long)st.records, (unsigned long long)st.bytes,
                       st.oldest_ms > 0 && now > st.oldest_ms ? (double)(now - st.oldest_ms) / 1e3
                                                              : 0.0,
                       (unsigned long long)wb_spool_replayed_total(a->view->spool),
-                      (unsigned long long)st.corrupt);
+                      (unsigned long long)st.corrupt, (unsigned long long)st.commits);
     }
 
     int reachable = wb_stats_kafka_reachable(a->view);

@@ -41,7 +41,7 @@ struct wb_spool {
     uint64_t failed[16]; /* the last batches whose commit failed */
     unsigned nfailed;
     int in_batch;
-    uint64_t corrupt;
+    uint64_t corrupt, commits;
     pthread_mutex_t lock;
     /* seqs whose original record is still in the producer, increasing */
     int64_t *held;
@@ -268,6 +268,7 @@ static int spool_commit(wb_spool_t *sp, uint64_t batch, char *err, size_t errsz)
             sp->replay_after = sp->batch_first - 1;
         return WB_ERR_TOO_LARGE;
     }
+    sp->commits++;
     sp->records = sp->records + sp->batch_records - (uint64_t)sp->batch_removed_records;
     sp->bytes = sp->bytes + sp->batch_bytes - (uint64_t)sp->batch_removed_bytes;
     return WB_OK;
@@ -363,6 +364,7 @@ static void spool_stats(wb_spool_t *sp, wb_spool_stats_t *out)
     out->records = sp->records;
     out->bytes = sp->bytes;
     out->corrupt = sp->corrupt;
+    out->commits = sp->commits;
     out->oldest_ms = 0;
     sqlite3_stmt *st = sp->st[ST_OLDEST];
     sqlite3_reset(st);

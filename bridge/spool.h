@@ -32,6 +32,7 @@ typedef struct {
     uint64_t records, bytes;
     int64_t oldest_ms; /* spooled_ms of the oldest record, 0: empty */
     uint64_t corrupt;  /* records moved aside since open */
+    uint64_t commits;  /* transactions committed since open: one fsync each, at least */
 } wb_spool_stats_t;
 
 /* Every function is thread-safe (one mutex): the workers of a process share

@@ -33,6 +33,7 @@ typedef struct {
 struct wb_topics {
     const wb_config_t *cfg;
     rd_kafka_t *rk;
+    rd_kafka_queue_t *configs; /* DescribeConfigs answers (ask_min_isr) */
     pthread_mutex_t lock;
     pthread_cond_t wake;
     pthread_t tid;
@@ -104,22 +105,34 @@ unsigned wb_topics_unsafe(wb_topics_t *t, void (*fn)(void *, const char *, int, 
     return n;
 }
 
-/* min.insync.replicas of topic, -1 when the cluster does not say (the
- * embedded mock has no DescribeConfigs). Blocking; registry thread only. */
-static int describe_min_isr(rd_kafka_t *rk, const char *topic)
+/* Asks for topic's min.insync.replicas without waiting: the answer comes
+ * on t->configs (read_configs). A cluster without DescribeConfigs (the
+ * embedded mock) answers with an error after ASK_TIMEOUT_MS; existence
+ * questions never wait behind it. Registry thread only. */
+static void ask_min_isr(wb_topics_t *t, const char *topic)
 {
-    int min_isr = -1;
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
-    rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+    rd_kafka_AdminOptions_t *opt =
+        rd_kafka_AdminOptions_new(t->rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
     rd_kafka_AdminOptions_set_request_timeout(opt, ASK_TIMEOUT_MS, NULL, 0);
-    rd_kafka_DescribeConfigs(rk, &res, 1, opt, q);
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, ASK_TIMEOUT_MS + 1000);
-    const rd_kafka_DescribeConfigs_result_t *r =
-        ev != NULL ? rd_kafka_event_DescribeConfigs_result(ev) : NULL;
-    if (r != NULL && rd_kafka_event_error(ev) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        size_t nres, ncfg;
-        const rd_kafka_ConfigResource_t **rs = rd_kafka_DescribeConfigs_result_resources(r, &nres);
+    rd_kafka_DescribeConfigs(t->rk, &res, 1, opt, t->configs);
+    rd_kafka_AdminOptions_destroy(opt);
+    rd_kafka_ConfigResource_destroy(res);
+}
+
+static void publish_min_isr(wb_topics_t *t, const char *name, int min_isr);
+
+/* The answers ask_min_isr's questions got so far. Registry thread only. */
+static void read_configs(wb_topics_t *t)
+{
+    rd_kafka_event_t *ev;
+    while ((ev = rd_kafka_queue_poll(t->configs, 0)) != NULL) {
+        const rd_kafka_DescribeConfigs_result_t *r = rd_kafka_event_DescribeConfigs_result(ev);
+        size_t nres = 0, ncfg;
+        const rd_kafka_ConfigResource_t **rs =
+            r != NULL && rd_kafka_event_error(ev) == RD_KAFKA_RESP_ERR_NO_ERROR
+                ? rd_kafka_DescribeConfigs_result_resources(r, &nres)
+                : NULL;
         for (size_t i = 0; i < nres; i++) {
             if (rd_kafka_ConfigResource_error(rs[i]) != RD_KAFKA_RESP_ERR_NO_ERROR)
                 continue;
@@ -128,16 +141,11 @@ static int describe_min_isr(rd_kafka_t *rk, const char *topic)
                 const char *v = rd_kafka_ConfigEntry_value(cs[j]);
                 if (strcmp(rd_kafka_ConfigEntry_name(cs[j]), "min.insync.replicas") == 0 &&
                     v != NULL)
-                    min_isr = atoi(v);
+                    publish_min_isr(t, rd_kafka_ConfigResource_name(rs[i]), atoi(v));
             }
         }
-    }
-    if (ev != NULL)
         rd_kafka_event_destroy(ev);
-    rd_kafka_AdminOptions_destroy(opt);
-    rd_kafka_ConfigResource_destroy(res);
-    rd_kafka_queue_destroy(q);
-    return min_isr;
+    }
 }
 
 /* Records an answer of the cluster about name (min_isr -1: not known yet). */
@@ -187,7 +195,7 @@ static void ask(wb_topics_t *t, const char *name)
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(t->rk, name, NULL);
     wb_topic_state_t st = WB_TOPIC_UNKNOWN;
-    int rf = -1, min_isr = -1;
+    int rf = -1;
     if (rkt != NULL &&
         rd_kafka_metadata(t->rk, 0, rkt, &md, ASK_TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR &&
         md->topic_cnt == 1) {
@@ -207,7 +215,23 @@ static void ask(wb_topics_t *t, const char *name)
         rd_kafka_topic_destroy(rkt);
     /* whether it exists is what held records wait for: tell them now */
     publish(t, name, st, rf, -1);
-    if (st == WB_TOPIC_EXISTS && (min_isr = describe_min_isr(t->rk, name)) >= 0)
+    if (st == WB_TOPIC_EXISTS)
+        ask_min_isr(t, name);
+}
+
+/* min.insync.replicas of an existing topic, from read_configs. */
+static void publish_min_isr(wb_topics_t *t, const char *name, int min_isr)
+{
+    wb_topic_state_t st = WB_TOPIC_UNKNOWN;
+    int rf = -1;
+    pthread_mutex_lock(&t->lock);
+    entry_t *e = slot(t, name);
+    if (e != NULL && e->name != NULL) {
+        st = e->state;
+        rf = e->rf;
+    }
+    pthread_mutex_unlock(&t->lock);
+    if (st == WB_TOPIC_EXISTS)
         publish(t, name, st, rf, min_isr);
 }
 
@@ -236,17 +260,22 @@ static void *registry_main(void *arg)
     pthread_mutex_lock(&t->lock);
     while (!t->stop) {
         char *name = next_question(t, now_ms());
-        if (name == NULL) {
+        pthread_mutex_unlock(&t->lock);
+        read_configs(t);
+        if (name != NULL)
+            ask(t, name);
+        pthread_mutex_lock(&t->lock);
+        if (name == NULL) { /* until a new topic, or 200 ms for the answers */
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_sec += 1;
+            until.tv_nsec += 200 * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
             pthread_cond_timedwait(&t->wake, &t->lock, &until);
-            continue;
         }
-        pthread_mutex_unlock(&t->lock);
-        ask(t, name);
         free(name);
-        pthread_mutex_lock(&t->lock);
     }
     pthread_mutex_unlock(&t->lock);
     return NULL;
@@ -271,6 +300,7 @@ wb_topics_t *wb_topics_new(const wb_config_t *cfg, const char *bootstrap, char *
         wb_topics_free(t);
         return NULL;
     }
+    t->configs = rd_kafka_queue_new(t->rk);
     if (pthread_create(&t->tid, NULL, registry_main, t) != 0) {
         wb_errf(err, errsz, WB_ERR_NOMEM, "topic registry: no thread");
         wb_topics_free(t);
@@ -291,6 +321,8 @@ void wb_topics_free(wb_topics_t *t)
         pthread_mutex_unlock(&t->lock);
         pthread_join(t->tid, NULL);
     }
+    if (t->configs != NULL)
+        rd_kafka_queue_destroy(t->configs);
     if (t->rk != NULL)
         rd_kafka_destroy(t->rk);
     for (unsigned i = 0; i < TOPICS_MAX; i++)

@@ -46,3 +46,6 @@ def test_smoke_runs_and_every_2xx_has_its_record():
     # the table was printed with all three programs
     for name in ("http-ceiling", "kafka-ceiling", "bridge default"):
         assert name in out, out[-6000:]
+    # and the spool's table: the Kafka path and the spooled path, both checked
+    assert "The spool (every provider spooling" in out, out[-6000:]
+    assert "spooled (Kafka down)" in out and "Kafka (spool on, Kafka up)" in out, out[-6000:]
