@@ -291,3 +291,28 @@ def test_http2_stream_reset_before_the_report_keeps_the_connection_working():
         sock.close()
         assert produced(kafka) >= before + 10 + 1  # the reset ones are in Kafka too
         bridge.check_sanitizers()
+
+
+def test_new_topics_are_learned_together_on_a_cluster_without_describeconfigs():
+    """The topic registry learns that a topic exists without waiting for its
+    min.insync.replicas: the stand-in (librdkafka's mock) never answers
+    DescribeConfigs, and when the registry waited for that answer one topic
+    at a time, the records of the topics behind it were held (500 ms each,
+    until the registry knew their topic) for as long as a minute. A held
+    record takes at least 500 ms; a record of a known topic a few ms."""
+    types = [f"held.t{i}" for i in range(12)]
+    with harness.Standin() as kafka:
+        for t in types:
+            kafka.cmd(f"topic webhooks.piriod.{t} 2")
+        with harness.Bridge(kafka.bootstrap) as b:
+            b.wait_kafka_reachable(True)
+            for t in types:  # the registry's first questions
+                assert b.post("piriod", {"event": t, "object_id": "o"}).status_code == 200
+            time.sleep(1.5)  # far less than 12 DescribeConfigs timeouts (3 s each)
+            took = {}
+            for t in types:
+                r, secs = timed_post(b, "piriod", {"event": t, "object_id": "o"})
+                assert r.status_code == 200 and r.json()["topic"] == f"webhooks.piriod.{t}", r.text
+                took[t] = round(secs * 1000)
+            print("\nanswer ms, per topic, once the registry was asked:", took)
+            assert all(ms < 400 for ms in took.values()), took
