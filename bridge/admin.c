@@ -218,6 +218,15 @@ static void render(wb_admin_t *a, wb_buf_t *b)
                                                              : 0.0,
                       (unsigned long long)wb_spool_replayed_total(a->view->spool),
                       (unsigned long long)st.corrupt, (unsigned long long)st.commits);
+        wb_buf_printf(b, "# HELP webhook_bridge_spool_provider_records A spooling provider's "
+                         "records in the spool, not yet acknowledged by Kafka (its new records "
+                         "go through the spool while this is not 0).\n"
+                         "# TYPE webhook_bridge_spool_provider_records gauge\n");
+        for (unsigned i = 0; i < a->cfg->nproviders; i++)
+            if (a->cfg->providers[i].spool)
+                wb_buf_printf(b, "webhook_bridge_spool_provider_records{provider=\"%s\"} %ld\n",
+                              a->cfg->providers[i].name,
+                              atomic_load(&a->view->spooled_pending[i]));
     }
 
     int reachable = wb_stats_kafka_reachable(a->view);

@@ -569,6 +569,23 @@ static void replay_report(wb_worker_t *w, wb_spool_replay_t *rp, const wb_report
     }
 }
 
+/* A damaged spooled record: never produced wrong, kept in the spool file's
+ * table corrupt for whoever investigates; its provider no longer waits for it. */
+static void replay_moved(void *ctx, int64_t seq, const char *provider)
+{
+    wb_worker_t *w = ctx;
+    const wb_provider_t *prov =
+        provider != NULL ? wb_config_provider(w->cfg, provider, strlen(provider)) : NULL;
+    if (prov != NULL)
+        atomic_fetch_sub(&w->shared->spooled_pending[prov - w->cfg->providers], 1);
+    wb_log_t l;
+    wb_log_begin(&l, WB_LOG_ERROR,
+                 "spool: a damaged record was moved aside (table corrupt), not produced");
+    wb_log_int(&l, "seq", seq);
+    wb_log_cstr(&l, "provider", provider != NULL ? provider : "?");
+    wb_log_end(&l);
+}
+
 /* The first worker replays while some broker connection is up, and from
  * its start (before the first statistics, a second in: a restarted bridge
  * replays at once; if Kafka is down, the replays fail and are retried). */
@@ -584,7 +601,7 @@ static void replay(wb_worker_t *w)
         return;
     wb_kafka_brokers(w->kafka, &b);
     if (b.reachable || !b.measured)
-        wb_spool_replay(w->shared->spool, 256, replay_produce, w);
+        wb_spool_replay(w->shared->spool, 256, replay_produce, replay_moved, w);
 }
 
 int wb_ingest_drained(wb_worker_t *w)

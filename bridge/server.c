@@ -315,6 +315,7 @@ wb_server_t *wb_server_new(const wb_config_t *cfg, const char *bootstrap, char *
     srv->view.producer_queue_max = wb_kafka_queue_max(cfg);
     srv->view.topics = srv->shared.topics;
     srv->view.spool = srv->shared.spool;
+    srv->view.spooled_pending = srv->shared.spooled_pending;
     return srv;
 fail:
     wb_server_free(srv);

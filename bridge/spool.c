@@ -463,7 +463,8 @@ void wb_spool_release(wb_spool_t *sp, int64_t seq)
     pthread_mutex_unlock(&sp->lock);
 }
 
-int wb_spool_replay(wb_spool_t *sp, unsigned max_inflight, wb_spool_produce_fn produce, void *ctx)
+int wb_spool_replay(wb_spool_t *sp, unsigned max_inflight, wb_spool_produce_fn produce,
+                    wb_spool_moved_fn moved, void *ctx)
 {
     int handed = 0;
     pthread_mutex_lock(&sp->lock);
@@ -478,6 +479,7 @@ int wb_spool_replay(wb_spool_t *sp, unsigned max_inflight, wb_spool_produce_fn p
     }
     sqlite3_stmt *st = sp->st[ST_SCAN];
     int64_t bad[16];
+    char bad_provider[16][40];
     unsigned nbad = 0;
     sqlite3_reset(st);
     sqlite3_bind_int64(st, 1, sp->replay_after);
@@ -488,8 +490,11 @@ int wb_spool_replay(wb_spool_t *sp, unsigned max_inflight, wb_spool_produce_fn p
         if (sp->nheld > 0 && sp->held[0] <= rec.seq)
             break; /* its original (or an earlier one's) may still succeed */
         if (!intact) {
-            if (nbad < WB_ARRAY_SIZE(bad))
-                bad[nbad++] = rec.seq;
+            if (nbad == WB_ARRAY_SIZE(bad))
+                break; /* the rest at the next call */
+            snprintf(bad_provider[nbad], sizeof(bad_provider[nbad]), "%s",
+                     rec.provider != NULL ? rec.provider : "");
+            bad[nbad++] = rec.seq;
             sp->replay_after = rec.seq;
             continue;
         }
@@ -511,6 +516,8 @@ int wb_spool_replay(wb_spool_t *sp, unsigned max_inflight, wb_spool_produce_fn p
     for (unsigned i = 0; i < nbad; i++)
         move_aside(sp, bad[i]);
     pthread_mutex_unlock(&sp->lock);
+    for (unsigned i = 0; i < nbad && moved != NULL; i++)
+        moved(ctx, bad[i], bad_provider[i][0] != '\0' ? bad_provider[i] : NULL);
     return handed;
 }
 

@@ -88,9 +88,15 @@ typedef struct {
  * replay's report comes later with opaque), else nonzero (stop for now). */
 typedef int (*wb_spool_produce_fn)(void *ctx, const wb_spool_rec_t *rec, wb_spool_replay_t *opaque);
 
+/* A damaged record the replayer moved aside (table corrupt): its seq and
+ * provider (NULL when that too is unreadable). */
+typedef void (*wb_spool_moved_fn)(void *ctx, int64_t seq, const char *provider);
+
 /* Hands the next committed records (after the last one handed, none held,
- * at most max in flight) to produce. Returns how many were handed. */
-int wb_spool_replay(wb_spool_t *sp, unsigned max_inflight, wb_spool_produce_fn produce, void *ctx);
+ * at most max in flight) to produce; a damaged one is moved aside, told to
+ * moved, and skipped. Returns how many were handed. */
+int wb_spool_replay(wb_spool_t *sp, unsigned max_inflight, wb_spool_produce_fn produce,
+                    wb_spool_moved_fn moved, void *ctx);
 /* 1 when every record added has been handed to the replayer's producer and
  * none is held or to be handed again: a record produced after this by the
  * same producer cannot overtake a spooled one (same partition, same queue). */

@@ -91,6 +91,9 @@ def test_brokers_down_spooled_then_sigkill_then_replayed_in_order(tmp_path):
             assert r.status_code == 503, r.text
             m = b.metrics()
             assert m["webhook_bridge_spool_records"] == 20
+            assert m['webhook_bridge_spool_provider_records{provider="piriod"}'] == 20
+            assert not any(k.startswith("webhook_bridge_spool_provider_records{provider=\"shoperti")
+                           for k in m)  # it does not spool
             assert m['webhook_bridge_spooled_total{provider="piriod"}'] - before == 20
             b.proc.send_signal(signal.SIGKILL)
             b.proc.wait()
@@ -158,3 +161,48 @@ def test_a_full_spool_is_a_failure_answer(tmp_path):
         assert b.metrics()["webhook_bridge_spool_bytes"] <= 65536
         kafka.cmd("up all")
         wait_metric(b, "webhook_bridge_spool_records", 0)
+
+
+def test_a_damaged_record_is_moved_aside_and_the_others_replayed(tmp_path):
+    """A record altered on disk (its checksum no longer matches) is never
+    produced: moved aside to table corrupt, with a log line and the metric;
+    the records around it are replayed, and the provider is back on the
+    direct path (its next record gets an offset)."""
+    import sqlite3
+
+    env = spool_env(tmp_path)
+    with harness.Standin() as kafka:
+        b = harness.Bridge(kafka.bootstrap, env=env)
+        b.wait_kafka_reachable(True)
+        warm(b)
+        kafka.cmd("down all")
+        ids = []
+        for i in range(1, 4):
+            r = b.post("piriod", piriod(i), timeout=10)
+            assert r.status_code == 200 and r.json()["spooled"] is True, r.text
+            ids.append(r.json()["id"])
+        b.kill()
+        db = sqlite3.connect(tmp_path / "spool" / "spool.db")
+        seqs = [row[0] for row in db.execute("SELECT seq FROM records ORDER BY seq")]
+        assert len(seqs) == 3
+        db.execute("UPDATE records SET value = CAST(replace(CAST(value AS TEXT), '\"n\": 2',"
+                   " '\"n\": 7') AS BLOB) WHERE seq = ?", (seqs[1],))
+        db.commit()
+        db.close()
+        kafka.cmd("up all")
+        with harness.Bridge(kafka.bootstrap, env=env) as b2:
+            wait_metric(b2, "webhook_bridge_spool_records", 0)
+            m = b2.metrics()
+            assert m["webhook_bridge_spool_corrupt_total"] == 1
+            assert m["webhook_bridge_spool_replayed_total"] == 2
+            r = b2.post("piriod", piriod(4))
+            assert r.status_code == 200 and "offset" in r.json(), r.text
+            logged = [l for l in b2.stdout_lines() if "moved aside" in l.get("msg", "")]
+            assert len(logged) == 1 and logged[0]["seq"] == seqs[1], logged
+        parts = records_of(kafka.bootstrap, "webhooks.piriod.payment.created")
+        ns = [rec["data"]["n"] for recs in parts.values() for rec in recs
+              if rec["data"]["object_id"] == KEY]
+        assert ns == [1, 3, 4], ns  # 2 (altered into 7) never produced
+        db = sqlite3.connect(tmp_path / "spool" / "spool.db")
+        assert [row[0] for row in db.execute("SELECT seq FROM corrupt")] == [seqs[1]]
+        db.close()
