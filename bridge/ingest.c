@@ -533,8 +533,15 @@ void wb_ingest_spool_turn(wb_worker_t *w)
         if (pend->reported)
             pending_free(pend);
     }
-    if (w->spool_dirty) { /* removals of acknowledged records */
-        wb_spool_commit(sp, 0, err, sizeof(err));
+    /* removals of acknowledged records; and, on the first worker, those a
+     * failed commit (the disk full) undid, once a second until they hold */
+    if (w->spool_dirty || (w->id == 0 && wb_spool_needs_commit(sp))) {
+        if (wb_spool_commit(sp, 0, err, sizeof(err)) != WB_OK) {
+            wb_log_t l;
+            wb_log_begin(&l, WB_LOG_ERROR, "spool: removals not committed, retried in a second");
+            wb_log_cstr(&l, "error", err);
+            wb_log_end(&l);
+        }
         w->spool_dirty = 0;
     }
 }
@@ -710,7 +717,7 @@ void wb_ingest_on_report(void *opaque, const wb_report_t *rep, void *ctx)
     rd_kafka_resp_err_t kerr;
 
     if (pend->sp_seq != 0) { /* spooled while it was in the producer */
-        wb_spool_release(w->shared->spool, pend->sp_seq);
+        int64_t seq = pend->sp_seq; /* removed before it is released to the replayer */
         if (rep->err == RD_KAFKA_RESP_ERR_NO_ERROR &&
             wb_spool_remove(w->shared->spool, pend->sp_seq) == WB_OK) {
             atomic_fetch_sub(&w->shared->spooled_pending[pend->prov_index], 1);
@@ -719,6 +726,7 @@ void wb_ingest_on_report(void *opaque, const wb_report_t *rep, void *ctx)
             if (h2o_linklist_is_linked(&pend->sp_node)) /* not answered yet: the receipt */
                 h2o_linklist_unlink(&pend->sp_node);
         }
+        wb_spool_release(w->shared->spool, seq);
     }
     if (h2o_linklist_is_linked(&pend->sp_node)) { /* answered when its batch is durable */
         pend->reported = 1;

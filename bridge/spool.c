@@ -43,6 +43,12 @@ struct wb_spool {
     int in_batch;
     uint64_t corrupt, commits;
     pthread_mutex_t lock;
+    /* seqs removed in the open batch; and those whose removal a failed
+     * commit undid (ENOSPC), removed again at the next batch: a record
+     * acknowledged by Kafka is never replayed because the disk was full */
+    int64_t *removing, *unremoved;
+    size_t nremoving, capremoving, nunremoved, capunremoved;
+    int64_t unremoved_retry_ms;
     /* seqs whose original record is still in the producer, increasing */
     int64_t *held;
     size_t nheld, capheld;
@@ -172,8 +178,27 @@ void wb_spool_close(wb_spool_t *sp)
     sqlite3_close(sp->db);
     pthread_mutex_destroy(&sp->lock);
     free(sp->held);
+    free(sp->removing);
+    free(sp->unremoved);
     free(sp);
 }
+
+/* Appends seq to *v (n, cap); 0 when out of memory. */
+static int push_seq(int64_t **v, size_t *n, size_t *cap, int64_t seq)
+{
+    if (*n == *cap) {
+        size_t c = *cap != 0 ? *cap * 2 : 64;
+        int64_t *p = realloc(*v, c * sizeof(*p));
+        if (p == NULL)
+            return 0;
+        *v = p;
+        *cap = c;
+    }
+    (*v)[(*n)++] = seq;
+    return 1;
+}
+
+static int delete_row(wb_spool_t *sp, int64_t seq);
 
 static int begin(wb_spool_t *sp)
 {
@@ -185,6 +210,15 @@ static int begin(wb_spool_t *sp)
     sp->batch++;
     sp->batch_records = sp->batch_bytes = 0;
     sp->batch_removed_records = sp->batch_removed_bytes = 0;
+    sp->nremoving = 0;
+    /* what a failed commit undid, or a full disk refused: again (in place) */
+    size_t keep = 0;
+    for (size_t i = 0; i < sp->nunremoved; i++) {
+        int r = delete_row(sp, sp->unremoved[i]);
+        if (r != WB_OK && r != WB_ERR_NOTFOUND)
+            sp->unremoved[keep++] = sp->unremoved[i];
+    }
+    sp->nunremoved = keep;
     return WB_OK;
 }
 
@@ -231,6 +265,12 @@ static int spool_remove(wb_spool_t *sp, int64_t seq)
 {
     if (begin(sp) != WB_OK)
         return WB_ERR_NOMEM;
+    return delete_row(sp, seq);
+}
+
+/* Deletes seq in the open batch, remembered until its commit. */
+static int delete_row(wb_spool_t *sp, int64_t seq)
+{
     sqlite3_stmt *st = sp->st[ST_SIZE];
     sqlite3_reset(st);
     sqlite3_bind_int64(st, 1, seq);
@@ -244,6 +284,7 @@ static int spool_remove(wb_spool_t *sp, int64_t seq)
         return WB_ERR_NOMEM;
     sp->batch_removed_records++;
     sp->batch_removed_bytes += size;
+    push_seq(&sp->removing, &sp->nremoving, &sp->capremoving, seq); /* else: replayed again */
     return WB_OK;
 }
 
@@ -263,6 +304,11 @@ static int spool_commit(wb_spool_t *sp, uint64_t batch, char *err, size_t errsz)
         if (sp->nfailed > WB_ARRAY_SIZE(sp->failed))
             sp->nfailed = WB_ARRAY_SIZE(sp->failed);
         sqlite3_exec(sp->db, "ROLLBACK", NULL, NULL, NULL);
+        /* the removals it undid are done again, at most once a second */
+        for (size_t i = 0; i < sp->nremoving; i++)
+            push_seq(&sp->unremoved, &sp->nunremoved, &sp->capunremoved, sp->removing[i]);
+        sp->nremoving = 0;
+        sp->unremoved_retry_ms = now_ms() + 1000;
         /* the batch's seqs may be handed out again: the replayer must see them */
         if (sp->batch_records > 0 && sp->replay_after >= sp->batch_first)
             sp->replay_after = sp->batch_first - 1;
@@ -383,10 +429,31 @@ int wb_spool_add(wb_spool_t *sp, const wb_spool_rec_t *rec, int64_t *seq, uint64
     return r;
 }
 
+/* Removes seq, or, when the disk refuses (ENOSPC), remembers to remove it
+ * later: either way it is done, never replayed. WB_ERR_NOTFOUND: gone already. */
+static int remove_or_remember(wb_spool_t *sp, int64_t seq)
+{
+    int r = spool_remove(sp, seq);
+    if (r == WB_OK || r == WB_ERR_NOTFOUND)
+        return r;
+    if (!push_seq(&sp->unremoved, &sp->nunremoved, &sp->capunremoved, seq))
+        return r;
+    sp->unremoved_retry_ms = now_ms() + 1000;
+    return WB_OK;
+}
+
+static int is_unremoved(const wb_spool_t *sp, int64_t seq)
+{
+    for (size_t i = 0; i < sp->nunremoved; i++)
+        if (sp->unremoved[i] == seq)
+            return 1;
+    return 0;
+}
+
 int wb_spool_remove(wb_spool_t *sp, int64_t seq)
 {
     pthread_mutex_lock(&sp->lock);
-    int r = spool_remove(sp, seq);
+    int r = remove_or_remember(sp, seq);
     pthread_mutex_unlock(&sp->lock);
     return r;
 }
@@ -394,7 +461,17 @@ int wb_spool_remove(wb_spool_t *sp, int64_t seq)
 int wb_spool_commit(wb_spool_t *sp, uint64_t batch, char *err, size_t errsz)
 {
     pthread_mutex_lock(&sp->lock);
+    if (batch == 0 && !sp->in_batch && sp->nunremoved > 0 && now_ms() >= sp->unremoved_retry_ms)
+        begin(sp); /* removals a failed commit undid */
     int r = spool_commit(sp, batch, err, errsz);
+    pthread_mutex_unlock(&sp->lock);
+    return r;
+}
+
+int wb_spool_needs_commit(wb_spool_t *sp)
+{
+    pthread_mutex_lock(&sp->lock);
+    int r = sp->nunremoved > 0 && now_ms() >= sp->unremoved_retry_ms;
     pthread_mutex_unlock(&sp->lock);
     return r;
 }
@@ -489,6 +566,10 @@ int wb_spool_replay(wb_spool_t *sp, unsigned max_inflight, wb_spool_produce_fn p
         int intact = row_of(st, &rec);
         if (sp->nheld > 0 && sp->held[0] <= rec.seq)
             break; /* its original (or an earlier one's) may still succeed */
+        if (is_unremoved(sp, rec.seq)) { /* in Kafka; its removal waits for the disk */
+            sp->replay_after = rec.seq;
+            continue;
+        }
         if (!intact) {
             if (nbad == WB_ARRAY_SIZE(bad))
                 break; /* the rest at the next call */
@@ -535,7 +616,8 @@ int wb_spool_replayed(wb_spool_t *sp, wb_spool_replay_t *rp, int ok, char *provi
     sp->replay_inflight--;
     snprintf(provider, 40, "%s", rp->provider);
     if (ok) {
-        ok = spool_remove(sp, rp->seq) == WB_OK;
+        /* in Kafka: done, even if the disk cannot take its removal now */
+        ok = remove_or_remember(sp, rp->seq) == WB_OK; /* not found: done and counted */
         sp->replayed += ok;
     } else {
         if (sp->rewind == 0 || rp->seq < sp->rewind)

@@ -54,8 +54,12 @@ int wb_spool_add(wb_spool_t *sp, const wb_spool_rec_t *rec, int64_t *seq, uint64
  * an error (ENOSPC, I/O) none of the batch's records is kept, err says why,
  * and the callers answer failures. batch 0: whatever is open. */
 int wb_spool_commit(wb_spool_t *sp, uint64_t batch, char *err, size_t errsz);
-/* Marks seq done (acknowledged by Kafka): gone at the next commit. */
+/* Marks seq done (acknowledged by Kafka): gone at the next commit. If that
+ * commit fails (the disk full), the removal is done again by a later
+ * wb_spool_commit(sp, 0), at most once a second, until it holds. */
 int wb_spool_remove(wb_spool_t *sp, int64_t seq);
+/* 1 when removals undone by a failed commit wait for wb_spool_commit(sp, 0). */
+int wb_spool_needs_commit(wb_spool_t *sp);
 
 /* Calls fn for the committed records after seq after_seq, in order, at most
  * max of them; a record whose checksum does not match is moved aside (table

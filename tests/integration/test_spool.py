@@ -206,3 +206,69 @@ def test_a_damaged_record_is_moved_aside_and_the_others_replayed(tmp_path):
         db = sqlite3.connect(tmp_path / "spool" / "spool.db")
         assert [row[0] for row in db.execute("SELECT seq FROM corrupt")] == [seqs[1]]
         db.close()
+
+
+def test_a_full_disk_is_a_failure_answer_never_a_200(tmp_path):
+    """ENOSPC: the spool on a 1 MiB tmpfs, most of it taken by a filler file
+    (max_bytes far above it). Once the disk is full the answers are failures
+    (spool_full), never a 200 without the fsync. Kafka back: the spooled
+    records are produced, but the disk is too full to commit their removal;
+    once the filler is deleted the removals go through (retried), the spool
+    empties, and every 200 is in Kafka, none replayed twice."""
+    import subprocess
+
+    import pytest
+
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs",
+                                            str(mnt)], capture_output=True).returncode != 0:
+        pytest.skip("needs root to mount a small tmpfs")
+    try:
+        with open(mnt / "filler", "wb") as f:
+            f.write(b"\0" * (600 * 1024))
+        env = spool_env(tmp_path, BRIDGE_SPOOL_DIR=str(mnt / "spool"),
+                        BRIDGE_SPOOL_MAX_BYTES=str(1 << 30))
+        pad = "y" * 30000
+        with harness.Standin() as kafka, harness.Bridge(kafka.bootstrap, env=env) as b:
+            b.wait_kafka_reachable(True)
+            warm(b)
+            kafka.cmd("down all")
+            answers = []
+            for i in range(40):
+                r = b.post("piriod", {**piriod(i + 1), "pad": pad}, timeout=10)
+                answers.append((r.status_code, r.json()))
+            spooled = [a for s, a in answers if s == 200]
+            failed = [(s, a) for s, a in answers if s != 200]
+            assert spooled and all(a["spooled"] is True for a in spooled), answers[:3]
+            assert failed and all(s in harness.FAILURE_STATUSES and a["error"] == "spool_full"
+                                  for s, a in failed), failed[:3]
+            kafka.cmd("up all")
+            wait_metric(b, 'webhook_bridge_spool_provider_records{provider="piriod"}', 0)
+            time.sleep(2)
+            stuck = b.metrics()["webhook_bridge_spool_records"]
+            os.unlink(mnt / "filler")
+            wait_metric(b, "webhook_bridge_spool_records", 0, timeout=30)
+            replayed = b.metrics()["webhook_bridge_spool_replayed_total"]
+            retried = sum(1 for l in b.stdout_lines() if "removals not committed" in l["msg"])
+            # and the spool takes records again
+            kafka.cmd("down all")
+            r = b.post("piriod", piriod(100), timeout=10)
+            assert r.status_code == 200 and r.json()["spooled"] is True, r.text
+            kafka.cmd("up all")
+            wait_metric(b, "webhook_bridge_spool_records", 0)
+            parts = records_of(kafka.bootstrap, "webhooks.piriod.payment.created")
+        count = {}
+        for recs in parts.values():
+            for rec in recs:
+                count[rec["id"]] = count.get(rec["id"], 0) + 1
+        missing = [a["id"] for a in spooled if a["id"] not in count]
+        twice = [a["id"] for a in spooled if count.get(a["id"], 0) > 1]
+        print(f"\nENOSPC: {len(spooled)} answered 200 spooled, {len(failed)} failures "
+              f"(spool_full); with the disk full {stuck:.0f} acknowledged records could not be "
+              f"removed ({retried} failed commits logged); after the filler went: replayed "
+              f"{replayed:.0f}, missing {len(missing)}, twice {len(twice)}")
+        assert not missing and not twice
+        assert r.json()["id"] in count
+    finally:
+        subprocess.run(["umount", str(mnt)])
