@@ -318,8 +318,34 @@ static int put_attr_(wb_buf_t *b, const char *key, size_t key_len, const char *v
     return r != WB_OK ? r : wb_json_write_string(b, v, len);
 }
 
+/* A dead letter's identity, kept when it is built again (wb_event_replay). */
+typedef struct {
+    const char *id;
+    size_t id_len;
+    const char *replayed_from;
+} replay_t;
+
+static int build(const wb_config_t *cfg, const wb_provider_t *prov, const wb_json_t *js,
+                 int64_t now_ms, const replay_t *rp, wb_event_t *ev);
+
 int wb_event_build(const wb_config_t *cfg, const wb_provider_t *prov, const wb_json_t *js,
                    int64_t now_ms, wb_event_t *ev)
+{
+    return build(cfg, prov, js, now_ms, NULL, ev);
+}
+
+int wb_event_replay(const wb_config_t *cfg, const wb_provider_t *prov, const wb_json_t *js,
+                    int64_t received_ms, const char *id, size_t id_len, const char *replayed_from,
+                    wb_event_t *ev)
+{
+    if (id_len == 0 || id_len > WB_ID_MAX)
+        return WB_ERR_SHAPE;
+    replay_t rp = {id, id_len, replayed_from};
+    return build(cfg, prov, js, received_ms, &rp, ev);
+}
+
+static int build(const wb_config_t *cfg, const wb_provider_t *prov, const wb_json_t *js,
+                 int64_t now_ms, const replay_t *rp, wb_event_t *ev)
 {
     char received[40], time[64], event_name[WB_EVENT_NAME_MAX + 1];
     size_t event_len = 0;
@@ -336,7 +362,11 @@ int wb_event_build(const wb_config_t *cfg, const wb_provider_t *prov, const wb_j
         snprintf(time, sizeof(time), "%s", received);
         ev->subject_len = 0;
     }
-    if (ev->id_len == 0) {
+    if (rp != NULL) { /* the id its dead letter was answered with */
+        memcpy(ev->id, rp->id, rp->id_len);
+        ev->id[rp->id_len] = '\0';
+        ev->id_len = rp->id_len;
+    } else if (ev->id_len == 0) {
         uuid4(ev->id);
         ev->id_len = 36;
     }
@@ -353,8 +383,9 @@ int wb_event_build(const wb_config_t *cfg, const wb_provider_t *prov, const wb_j
     size_t data_max = wb_json_root(js).kind == WB_JSON_OBJECT ? js->len : 2 * js->len + 2;
     wb_buf_t *b = &ev->value;
     wb_buf_init(b, data_max + 8192 + 4 * (WB_ID_MAX + WB_SUBJECT_MAX + WB_EVENT_NAME_MAX));
+    size_t from_len = rp != NULL && rp->replayed_from != NULL ? strlen(rp->replayed_from) : 0;
     if ((r = wb_buf_reserve(b, data_max + 512 + 2 * (ev->id_len + ev->subject_len + event_len) +
-                                   strlen(prov->source))) != WB_OK)
+                                   strlen(prov->source) + 2 * from_len)) != WB_OK)
         return r;
     if ((r = wb_buf_append(b, "{\"specversion\":\"1.0\"", 20)) != WB_OK ||
         (r = put_attr(b, "id", ev->id, ev->id_len)) != WB_OK ||
@@ -368,6 +399,8 @@ int wb_event_build(const wb_config_t *cfg, const wb_provider_t *prov, const wb_j
         (r = put_attr(b, "provider", prov->name, strlen(prov->name))) != WB_OK ||
         (r = put_attr(b, "providerevent", event_name, event_len)) != WB_OK ||
         (r = put_attr(b, "receivedat", received, strlen(received))) != WB_OK)
+        return r;
+    if (from_len > 0 && (r = put_attr(b, "replayedfrom", rp->replayed_from, from_len)) != WB_OK)
         return r;
     if (ev->deadletter &&
         (r = put_attr(b, "deadletterreason", ev->reason, strlen(ev->reason))) != WB_OK)

@@ -32,6 +32,13 @@ typedef struct {
  * wb_event_free unless stolen. */
 int wb_event_build(const wb_config_t *cfg, const wb_provider_t *prov, const wb_json_t *js,
                    int64_t now_ms, wb_event_t *ev);
+/* The same for a dead letter being replayed (replay.c): received_ms is its
+ * receivedat, id the id it was answered with (kept whatever the body now
+ * gives), replayed_from ("<topic>/<partition>/<offset>" of the dead letter,
+ * or NULL) the extension attribute replayedfrom. */
+int wb_event_replay(const wb_config_t *cfg, const wb_provider_t *prov, const wb_json_t *js,
+                    int64_t received_ms, const char *id, size_t id_len, const char *replayed_from,
+                    wb_event_t *ev);
 void wb_event_free(wb_event_t *ev);
 
 /* Rewrites a record that wb_event_build made (value[0..len)) into a dead

@@ -11,10 +11,16 @@
 #include <unistd.h>
 
 static volatile int wb_log_level = WB_LOG_INFO;
+static int wb_log_fd = STDOUT_FILENO;
 
 void wb_log_set_level(wb_log_level_t level)
 {
     wb_log_level = (int)level;
+}
+
+void wb_log_to_stderr(void)
+{
+    wb_log_fd = STDERR_FILENO;
 }
 
 int wb_log_enabled(wb_log_level_t level)
@@ -56,7 +62,7 @@ static __thread struct {
 
 static void write_all(const char *p, size_t n)
 {
-    ssize_t w = write(STDOUT_FILENO, p, n);
+    ssize_t w = write(wb_log_fd, p, n);
     (void)w; /* nowhere to report a failed log write */
 }
 

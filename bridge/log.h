@@ -16,6 +16,8 @@ typedef struct {
 } wb_log_t;
 
 void wb_log_set_level(wb_log_level_t level);
+/* Lines go to standard error from now on (a command whose output is stdout). */
+void wb_log_to_stderr(void);
 int wb_log_enabled(wb_log_level_t level);
 
 /* Starts a line {"ts":..., "level":..., "msg":...}. */

@@ -6,6 +6,7 @@
 #include "config.h"
 #include "kafka.h"
 #include "log.h"
+#include "replay.h"
 #include "server.h"
 
 #include <getopt.h>
@@ -23,6 +24,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "Usage: webhook-bridge [--config FILE] [--check-config] [--help] [--version]\n"
+            "       webhook-bridge replay [--config FILE] [--dry-run] [selection]  (--help)\n"
+            "       webhook-bridge deadletters [--config FILE] [selection]  (--help)\n"
             "\n"
             "Receives webhooks from Piriod, Shoperti and BonifiQ, writes each one to Kafka as a\n"
             "CloudEvent and answers 200 only once Kafka has acknowledged it.\n"
@@ -98,6 +101,9 @@ int main(int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     const char *path = getenv("BRIDGE_CONFIG");
     int check = 0, c;
+    /* the commands on the dead-letter topic (replay.c) */
+    if (argc > 1 && (strcmp(argv[1], "replay") == 0 || strcmp(argv[1], "deadletters") == 0))
+        return wb_replay_main(argc - 1, argv + 1, environ);
     wb_config_t cfg;
     wb_config_errors_t errs;
     char err[512], bootstrap[1024];

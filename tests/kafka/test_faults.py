@@ -415,6 +415,51 @@ def test_unknown_topic_to_a_catch_all_topic_or_a_failure(cluster, capsys):
                  f"  fail: {answers}")
 
 
+def test_replay_of_unknown_topic_dead_letters_once_the_topic_exists(cluster, capsys):
+    """webhook-bridge replay on real Kafka: dead letters of an event type
+    with no topic (reason unknown_topic) stay failing while the topic is
+    missing, go to it once an operator created it, with their ids, once."""
+    heal(cluster)
+    topic = "webhooks.piriod.late.kind"
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
+    with harness.Bridge(cluster.bootstrap) as b:
+        ids = []
+        for i in range(20):
+            r = b.post("piriod", {"event": "late.kind", "object_id": f"late_{i}"}, timeout=10)
+            assert r.status_code == 200 and r.json()["intended_topic"] == topic, r.text
+            ids.append(r.json()["id"])
+    sel = ("--provider", "piriod", "--reason", "unknown_topic", "--since", since)
+    missing = harness.replay(cluster.bootstrap, *sel, "--group", "replay-test")
+    assert missing["selected"] == 20 and missing["still_failing_by_reason"] == {
+        "unknown_topic": 20}, missing
+    cluster.create_topics([topic])
+    dry = harness.replay(cluster.bootstrap, *sel, "--dry-run")
+    run = harness.replay(cluster.bootstrap, *sel)
+    assert dry["would_pass"] == run["replayed"] == 20 and run["by_topic"] == {topic: 20}, run
+    again = harness.replay(cluster.bootstrap, *sel)
+    assert again["replayed"] == 0 and again["read"] == 0, again
+    c = harness.consumer(cluster.bootstrap)
+    try:
+        from confluent_kafka import TopicPartition
+        ends = harness.end_offsets(cluster.bootstrap, topic)
+        c.assign([TopicPartition(topic, p, 0) for p in ends])
+        seen, deadline = [], time.time() + 30
+        while len(seen) < sum(ends.values()) and time.time() < deadline:
+            for m in c.consume(100, 0.5):
+                if not m.error():
+                    seen.append(json.loads(m.value()))
+    finally:
+        c.close()
+    assert sorted(r["id"] for r in seen) == sorted(ids)
+    assert all(r["type"] == "piriod.late.kind" and r["replayedfrom"].startswith(
+        "webhooks.deadletter/") for r in seen)
+    publish_text(capsys, "replay", "=== replay: 20 dead letters of a missing topic\n"
+                 f"  topic missing: {missing['still_failing']} still failing (unknown_topic)\n"
+                 f"  topic created: dry run would pass {dry['would_pass']}, replayed "
+                 f"{run['replayed']}, a second run {again['replayed']}; "
+                 f"{len(seen)} records in {topic}, each id once")
+
+
 def test_spool_piriod_never_gets_a_failure_through_a_leader_kill_and_a_full_outage(
         cluster, capsys, tmp_path):
     """Issue 14's promise on real Kafka: Piriod (spool on) answered 200 through

@@ -347,3 +347,26 @@ class Parallel:
             t.start()
         for t in ts:
             t.join()
+
+
+def replay_env(bootstrap, **extra):
+    """The environment of `webhook-bridge replay`/`deadletters` in the tests:
+    the bridge's configuration (authentication none) on bootstrap."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
+    env.update({"BRIDGE_KAFKA_BROKERS": bootstrap, "BRIDGE_PROVIDER_PIRIOD_AUTH": "none",
+                "BRIDGE_PROVIDER_SHOPERTI_AUTH": "none", "BRIDGE_PROVIDER_BONIFIQ_AUTH": "none",
+                "ASAN_OPTIONS": "detect_leaks=1:exitcode=86",
+                "LSAN_OPTIONS": "suppressions=" + os.path.join(SOURCE_DIR, "tests", "lsan.supp")})
+    env.update(extra)
+    return env
+
+
+def replay(bootstrap, *args, env=None, command="replay", timeout=120):
+    """Runs `webhook-bridge <command> ... --json`; its summary, once it
+    exited 0 without a sanitizer report."""
+    p = subprocess.run([BRIDGE, command, *args, "--json"], env=env or replay_env(bootstrap),
+                       capture_output=True, text=True, timeout=timeout)
+    for m in SANITIZER_MARKERS:
+        assert m not in p.stderr, p.stderr
+    assert p.returncode == 0, p.stdout + p.stderr
+    return json.loads(p.stdout)

@@ -84,7 +84,7 @@ def test_canonical_is_a_refinement_of_cloudevents():
     assert set(strict["required"]) == {
         "specversion", "id", "source", "type", "time", "datacontenttype",
         "provider", "providerevent", "receivedat", "data"}
-    assert set(strict["properties"]) == set(strict["required"]) | {"subject", "deadletterreason"}
+    assert set(strict["properties"]) == set(strict["required"]) | {"subject", "deadletterreason", "replayedfrom"}
     # Attribute names are valid CloudEvents names ([a-z0-9], at most 20 characters).
     assert all(re.fullmatch(r"[a-z0-9]{1,20}", k) for k in strict["properties"])
 

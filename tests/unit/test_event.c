@@ -1051,6 +1051,39 @@ static void test_to_deadletter(void **state)
     wb_json_free(&js);
 }
 
+/* wb_event_replay: a dead letter built again keeps its id (even where the
+ * body now gives another one) and receivedat, carries replayedfrom, and is
+ * otherwise what wb_event_build makes of the body. */
+static void test_replay_keeps_id_and_receivedat(void **state)
+{
+    fx_t *f = *state;
+    static const char body[] = "{\"id\":\"evt_1\",\"topic\":\"orders/created\","
+                               "\"data\":{\"id\":\"ord_1\"}}";
+    const wb_provider_t *prov = provider(&f->cfg, "shoperti");
+    parse(&body_js, body);
+    assert_int_equal(wb_event_replay(&f->cfg, prov, &body_js, NOW_MS, "evt_dead", 8,
+                                     "webhooks.deadletter/2/17", &f->ev),
+                     WB_OK);
+    f->built = 1;
+    parse_len(&rec_js, f->ev.value.p, f->ev.value.len);
+    assert_int_equal(f->ev.deadletter, 0);
+    assert_string_equal(f->ev.topic, "webhooks.shoperti.orders.created");
+    expect_attr("/id", "evt_dead");
+    expect_attr("/receivedat", NOW_TEXT);
+    expect_attr("/replayedfrom", "webhooks.deadletter/2/17");
+    expect_attr("/type", "shoperti.orders.created");
+    expect_no_attr("/deadletterreason");
+    /* an id that cannot be one */
+    wb_event_t ev;
+    assert_int_equal(wb_event_replay(&f->cfg, prov, &body_js, NOW_MS, "", 0, NULL, &ev),
+                     WB_ERR_SHAPE);
+    /* without replayedfrom: no such attribute */
+    wb_event_free(&f->ev);
+    assert_int_equal(wb_event_replay(&f->cfg, prov, &body_js, NOW_MS, "x", 1, NULL, &f->ev), WB_OK);
+    parse_len(&rec_js, f->ev.value.p, f->ev.value.len);
+    expect_no_attr("/replayedfrom");
+}
+
 #define FX(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 
 int main(void)
@@ -1083,6 +1116,7 @@ int main(void)
         FX(test_build_new_provider),
         FX(test_value_ownership),
         FX(test_to_deadletter),
+        FX(test_replay_keeps_id_and_receivedat),
     };
     /* clang-format on */
     return cmocka_run_group_tests(tests, setup_all, teardown_all);
