@@ -1,0 +1,281 @@
+"""examples.py - drives the consuming services of deploy/examples/ against
+records the real bridge wrote, for tests/examples/test_*.py (one per language).
+
+    writes = write_records(bridge, bootstrap, nonce)  # every fixture of the three
+                            # providers, a redelivery, a dead letter, a bounded-dedup run
+    check_example(command, bootstrap, writes, "example-python")
+
+The bridge writes to whatever Kafka `bootstrap` names: the tests start the
+stand-in (kafka-standin, librdkafka's mock cluster), and WB_EXAMPLES_BROKERS
+points them at a running cluster instead (real Kafka: its topics then hold
+earlier runs' records too, so ids and topics carry a per-run nonce and only
+this run's records are checked).
+
+Each example prints one JSON line per record on stdout, the same shape in
+every language: {"kind": "event"|"duplicate"|"deadletter"|"invalid",
+"topic", "partition", "offset", "key", "id", "source", "type", "subject",
+"time", "provider", "providerevent", "receivedat", "deadletterreason", "data"}
+(a duplicate carries only topic/partition/offset/id/source/type).
+"""
+import datetime as dt
+import json
+import os
+import pathlib
+import re
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+import pytest
+
+TESTS = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(TESTS / "lib"))
+import harness  # noqa: E402
+import wbschema as w  # noqa: E402
+
+ROOT = w.ROOT
+EXAMPLES = ROOT / "deploy" / "examples"
+BUILD = pathlib.Path(os.environ.get("WB_BUILD_DIR") or ROOT / "build" / "examples") / "examples"
+ATTRIBUTES = ("id", "source", "type", "subject", "provider", "providerevent", "receivedat",
+              "deadletterreason")
+ID_MEMBER = {"bonifiq": "Uuid", "shoperti": "id"}  # the delivery id in the bodies
+DEDUP_SIZE = 1  # the bounded-dedup run remembers one (source, id) pair
+
+
+def in_ci():
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def unavailable(problem):
+    """Skips the test, or fails it under CI, where every toolchain is installed."""
+    if in_ci():
+        pytest.fail(f"{problem} (CI installs it: deploy/install-deps.sh --test)")
+    pytest.skip(problem)
+
+
+def run_tool(cmd, cwd, env=None, timeout=300):
+    """Runs a build step; its output becomes the failure message."""
+    r = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True,
+                       timeout=timeout)
+    assert r.returncode == 0, f"{' '.join(map(str, cmd))} exited {r.returncode}:\n{r.stdout}{r.stderr}"
+    return r
+
+
+# --------------------------------------------------------------- the records
+
+def _with_nonce(raw, member, nonce):
+    """The fixture's exact bytes, the first 8 characters of its delivery id
+    (the string member `member`, a UUID or an event id) replaced by the nonce."""
+    out, n = re.subn(rb'("' + member.encode() + rb'"\s*:\s*")[^"\\]{8}', rb"\g<1>" + nonce.encode(),
+                     raw, count=1)
+    assert n == 1, member
+    return out
+
+
+class Writes:
+    """What the bridge answered for each body, and the records it wrote."""
+
+    def __init__(self, nonce):
+        self.nonce = nonce
+        self.receipts = []  # the bridge's JSON answers, in order
+        self.duplicate = None  # receipt of the redelivered BonifiQ event
+        self.bounded_topic = None
+        self.bounded = []  # receipts of the bounded-dedup sequence, in order
+        self.records = {}  # (topic, partition, offset) -> the record value, parsed
+        self.keys = {}  # (topic, partition, offset) -> the Kafka key
+
+
+def _bodies(nonce):
+    """(provider, raw body) for every fixture, with ids made unique per run."""
+    out = []
+    for p in w.PROVIDERS:
+        for f in w.FIXTURES[p]:
+            raw = w.fixture_bytes(f)
+            if p in ID_MEMBER:
+                raw = _with_nonce(raw, ID_MEMBER[p], nonce)
+            out.append((p, raw))
+    return out
+
+
+def write_records(bridge, bootstrap, nonce):
+    """POSTs every provider fixture, one BonifiQ event a second time (a
+    provider retry: same Uuid, so same source + id), a body of the wrong shape
+    (a dead letter), and, to one Shoperti topic of its own and one key, the
+    ids a, b, a, b, b; reads every record back."""
+    writes = Writes(nonce)
+
+    def post(provider, raw):
+        r = bridge.post(provider, raw)
+        assert r.status_code == 200, (provider, r.status_code, r.text)
+        writes.receipts.append(r.json())
+        return r.json()
+
+    bodies = _bodies(nonce)
+    for provider, raw in bodies:
+        post(provider, raw)
+    writes.duplicate = post(*next(b for b in bodies if b[0] == "bonifiq"))
+    dead = post("piriod", w.fixture_bytes("invalid-shape/piriod-missing-event.json"))
+    assert dead.get("deadletter") is True, dead
+    event = f"bounded/{nonce}"
+    writes.bounded_topic = "webhooks.shoperti." + w.normalize_event(event)
+    for ident in "ababb":
+        body = {"id": f"{ident}-{nonce}", "topic": event, "data": {"id": "store-1"}}
+        writes.bounded.append(post("shoperti", json.dumps(body).encode()))
+    assert {r["topic"] for r in writes.bounded} == {writes.bounded_topic}
+
+    got = harness.read_receipts(bootstrap, writes.receipts)
+    assert len(got) == len(writes.receipts), "the bridge's records could not all be read back"
+    for k, m in got.items():
+        writes.records[k] = w.validate_record(m.value())
+        writes.keys[k] = m.key().decode("utf-8")
+    return writes
+
+
+def where(r):
+    return (r["topic"], r["partition"], r["offset"])
+
+
+# ------------------------------------------------------------- the consumer
+
+class Run:
+    def __init__(self, lines, stderr, returncode, seconds):
+        self.lines, self.stderr, self.returncode, self.seconds = lines, stderr, returncode, seconds
+
+    def at(self, key):
+        found = [l for l in self.lines if where(l) == key]
+        assert len(found) == 1, f"{key}: {len(found)} line(s) for it\n{self.stderr}"
+        return found[0]
+
+
+def consume(command, want, timeout=120, env=None):
+    """Starts the example, reads its lines until every (topic, partition,
+    offset) of `want` was printed, then SIGTERMs it, as Kubernetes would."""
+    start = time.monotonic()
+    errfile = tempfile.TemporaryFile("w+")
+    proc = subprocess.Popen([str(c) for c in command], stdout=subprocess.PIPE, stderr=errfile,
+                            text=True, env=env)
+    lines, pending = queue.Queue(), set(want)
+    reader = threading.Thread(target=lambda: [lines.put(l) for l in proc.stdout] + [lines.put(None)])
+    reader.start()
+    printed, ended = [], False
+    try:
+        deadline = start + timeout
+        while pending and time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=1)
+            except queue.Empty:
+                continue
+            if line is None:
+                ended = True
+                break
+            if line.startswith("{"):
+                printed.append(json.loads(line))
+                pending.discard(where(printed[-1]))
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        reader.join()
+    while not ended and (line := lines.get()) is not None:
+        if line.startswith("{"):
+            printed.append(json.loads(line))
+    errfile.seek(0)
+    err = errfile.read()
+    errfile.close()
+    print(f"{command[-1] if len(command) < 3 else command[1]}: {len(printed)} line(s), "
+          f"exit {proc.returncode} after {time.monotonic() - start:.1f} s")
+    assert not pending, (f"{len(pending)} record(s) never printed, e.g. {sorted(pending)[:3]}\n"
+                         f"exit {proc.returncode}\n{err[-4000:]}")
+    return Run(printed, err, proc.returncode, time.monotonic() - start)
+
+
+def committed(bootstrap, group, keys):
+    """{(topic, partition): the group's committed offset} for the partitions of keys."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        parts = sorted({(t, p) for t, p, _ in keys})
+        tps = c.committed([TopicPartition(t, p) for t, p in parts], timeout=20)
+        return {(tp.topic, tp.partition): tp.offset for tp in tps}
+    finally:
+        c.close()
+
+
+def _instant(text):
+    """An RFC 3339 time as an aware datetime (fractions cut to microseconds)."""
+    m = re.fullmatch(r"(.*T\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", text)
+    assert m, text
+    frac = (m[2] or ".0")[:7]
+    return dt.datetime.fromisoformat(m[1] + frac + ("+00:00" if m[3] == "Z" else m[3]))
+
+
+# ------------------------------------------------------------------- checks
+
+def check_example(command, bootstrap, writes, name):
+    """Everything one example must do, on records the bridge wrote:
+    - run 1 (group <name>-<nonce>, the default pattern ^webhooks\\..*): every record of
+      the three providers printed as an event with the attributes, key, time
+      and data the bridge wrote; the dead letter as a dead letter; the
+      redelivered BonifiQ event and the second a, b, b of the bounded sequence
+      as duplicates; after SIGTERM: exit 0, and the group's committed offsets
+      are past every record it printed (committed after handling, and on leaving);
+    - run 2 (a second group, the one bounded topic, --dedup-size 1): a, b, a,
+      b are events and only the last b a duplicate: the store forgets."""
+    want = [where(r) for r in writes.receipts]
+    group = f"{name}-{writes.nonce}"
+    run = consume([*command, "--brokers", bootstrap, "--group", group], want)
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert "left group" in run.stderr, run.stderr[-4000:]
+    bounded = [where(r) for r in writes.bounded]
+    duplicates = {where(writes.duplicate), *bounded[2:]}
+    for key in want:
+        line, record = run.at(key), writes.records[key]
+        if key in duplicates:
+            assert line["kind"] == "duplicate", line
+            assert (line["source"], line["id"], line["type"]) == (
+                record["source"], record["id"], record["type"])
+            continue
+        assert line["kind"] == ("deadletter" if w.is_deadletter(record) else "event"), line
+        for name in ATTRIBUTES:
+            assert line.get(name) == record.get(name), (key, name, line.get(name), record.get(name))
+        assert line["key"] == writes.keys[key]
+        assert _instant(line["time"]) == _instant(record["time"]), (line["time"], record["time"])
+        assert line["data"] == record["data"], key
+    offsets = committed(bootstrap, group, want)
+    for t, p, o in want:
+        assert offsets[(t, p)] > o, f"{t}/{p}: committed {offsets[(t, p)]}, printed offset {o}"
+
+    run = consume([*command, "--brokers", bootstrap, "--group", group + "-bounded",
+                   "--topics", writes.bounded_topic, "--dedup-size", str(DEDUP_SIZE)], bounded)
+    assert run.returncode == 0, run.stderr[-4000:]
+    kinds = [(run.at(k)["kind"], run.at(k)["id"].split("-")[0]) for k in bounded]
+    assert kinds == [("event", "a"), ("event", "b"), ("event", "a"), ("event", "b"),
+                     ("duplicate", "b")], kinds
+    assert {where(l)[0] for l in run.lines} == {writes.bounded_topic}, "--topics not applied"
+
+
+# ----------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="module")
+def written():
+    """(bootstrap, Writes): a bridge has written every record the checks read.
+    On the stand-in unless WB_EXAMPLES_BROKERS names a running cluster."""
+    if not harness.BRIDGE or not os.path.isfile(harness.BRIDGE):
+        unavailable("WB_BRIDGE not set: run through ctest")
+    nonce = uuid.uuid4().hex[:8]
+    brokers = os.environ.get("WB_EXAMPLES_BROKERS")
+    if brokers:
+        with harness.Bridge(bootstrap=brokers) as bridge:
+            yield brokers, write_records(bridge, brokers, nonce)
+        return
+    with harness.Standin() as standin, harness.Bridge(bootstrap=standin.bootstrap) as bridge:
+        yield standin.bootstrap, write_records(bridge, standin.bootstrap, nonce)
