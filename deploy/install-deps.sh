@@ -55,6 +55,11 @@ if [ "${1:-}" = "--test" ]; then
     "$venv/bin/pip" install -q --disable-pip-version-check -r "$top/tests/requirements.txt"
     printf '%s' "$want_reqs" > "$venv/requirements.done"
   fi
+  # the Go example's modules (pinned by its go.sum) and a first build into Go's
+  # caches, so that the tests build it offline (GOPROXY=off) in seconds
+  if command -v go >/dev/null 2>&1; then
+    (cd "$top/deploy/examples/go" && go mod download && go build -o /dev/null .)
+  fi
   # Apache Kafka's jars, the release of docker-compose.yml's image, for the
   # real-Kafka tests (tests/lib/kraft.py finds them by the same rule); fetched
   # once, libs.complete marks a finished download (a partial one is redone)

@@ -190,7 +190,7 @@ def consume(command, want, timeout=120, env=None):
     errfile.seek(0)
     err = errfile.read()
     errfile.close()
-    print(f"{command[-1] if len(command) < 3 else command[1]}: {len(printed)} line(s), "
+    print(f"{' '.join(map(str, command))}: {len(printed)} line(s), "
           f"exit {proc.returncode} after {time.monotonic() - start:.1f} s")
     assert not pending, (f"{len(pending)} record(s) never printed, e.g. {sorted(pending)[:3]}\n"
                          f"exit {proc.returncode}\n{err[-4000:]}")
@@ -220,7 +220,7 @@ def _instant(text):
 
 # ------------------------------------------------------------------- checks
 
-def check_example(command, bootstrap, writes, name):
+def check_example(command, bootstrap, writes, name, extra=()):
     """Everything one example must do, on records the bridge wrote:
     - run 1 (group <name>-<nonce>, the default pattern ^webhooks\\..*): every record of
       the three providers printed as an event with the attributes, key, time
@@ -232,7 +232,7 @@ def check_example(command, bootstrap, writes, name):
       b are events and only the last b a duplicate: the store forgets."""
     want = [where(r) for r in writes.receipts]
     group = f"{name}-{writes.nonce}"
-    run = consume([*command, "--brokers", bootstrap, "--group", group], want)
+    run = consume([*command, "--brokers", bootstrap, "--group", group, *extra], want)
     assert run.returncode == 0, run.stderr[-4000:]
     assert "left group" in run.stderr, run.stderr[-4000:]
     bounded = [where(r) for r in writes.bounded]
@@ -255,7 +255,8 @@ def check_example(command, bootstrap, writes, name):
         assert offsets[(t, p)] > o, f"{t}/{p}: committed {offsets[(t, p)]}, printed offset {o}"
 
     run = consume([*command, "--brokers", bootstrap, "--group", group + "-bounded",
-                   "--topics", writes.bounded_topic, "--dedup-size", str(DEDUP_SIZE)], bounded)
+                   "--topics", writes.bounded_topic, "--dedup-size", str(DEDUP_SIZE), *extra],
+                  bounded)
     assert run.returncode == 0, run.stderr[-4000:]
     kinds = [(run.at(k)["kind"], run.at(k)["id"].split("-")[0]) for k in bounded]
     assert kinds == [("event", "a"), ("event", "b"), ("event", "a"), ("event", "b"),
@@ -267,15 +268,15 @@ def check_example(command, bootstrap, writes, name):
 
 @pytest.fixture(scope="module")
 def written():
-    """(bootstrap, Writes): a bridge has written every record the checks read.
-    On the stand-in unless WB_EXAMPLES_BROKERS names a running cluster."""
+    """(bootstrap, Writes, on_standin): a bridge has written every record the
+    checks read. On the stand-in unless WB_EXAMPLES_BROKERS names a running cluster."""
     if not harness.BRIDGE or not os.path.isfile(harness.BRIDGE):
         unavailable("WB_BRIDGE not set: run through ctest")
     nonce = uuid.uuid4().hex[:8]
     brokers = os.environ.get("WB_EXAMPLES_BROKERS")
     if brokers:
         with harness.Bridge(bootstrap=brokers) as bridge:
-            yield brokers, write_records(bridge, brokers, nonce)
+            yield brokers, write_records(bridge, brokers, nonce), False
         return
     with harness.Standin() as standin, harness.Bridge(bootstrap=standin.bootstrap) as bridge:
-        yield standin.bootstrap, write_records(bridge, standin.bootstrap, nonce)
+        yield standin.bootstrap, write_records(bridge, standin.bootstrap, nonce), True

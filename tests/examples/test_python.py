@@ -25,6 +25,6 @@ def python():
 
 
 def test_python_example(written):
-    bootstrap, writes = written
+    bootstrap, writes, _ = written
     check_example([python(), EXAMPLES / "python" / "consumer.py"], bootstrap, writes,
                   "example-python")
