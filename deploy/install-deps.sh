@@ -60,6 +60,20 @@ if [ "${1:-}" = "--test" ]; then
   if command -v go >/dev/null 2>&1; then
     (cd "$top/deploy/examples/go" && go mod download && go build -o /dev/null .)
   fi
+  # the Java example's artifacts and Maven's plugins, into ~/.m2, by building it
+  # (as shipped, and against the Java client its stand-in test uses: see
+  # tests/examples/test_java.py), so that the tests build it offline (mvn -o);
+  # redone when its pom.xml changed
+  jdone="$top/.cache/java-example.done"
+  if command -v mvn >/dev/null 2>&1 && ! cmp -s "$top/deploy/examples/java/pom.xml" "$jdone"; then
+    echo "install-deps: the Java example's Maven artifacts"
+    for variant in "" "-Dkafka-clients.version=2.3.1"; do
+      (cd "$top/deploy/examples/java" &&
+       mvn -q -B -Dstyle.color=never package -Dexample.buildDir="$top/.cache/java-example" $variant)
+    done
+    rm -rf "$top/.cache/java-example"
+    cp "$top/deploy/examples/java/pom.xml" "$jdone"
+  fi
   # Apache Kafka's jars, the release of docker-compose.yml's image, for the
   # real-Kafka tests (tests/lib/kraft.py finds them by the same rule); fetched
   # once, libs.complete marks a finished download (a partial one is redone)

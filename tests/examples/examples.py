@@ -33,7 +33,8 @@ import uuid
 
 import pytest
 
-TESTS = pathlib.Path(__file__).resolve().parents[1]
+HERE = pathlib.Path(__file__).resolve().parent
+TESTS = HERE.parent
 sys.path.insert(0, str(TESTS / "lib"))
 import harness  # noqa: E402
 import wbschema as w  # noqa: E402
@@ -41,6 +42,8 @@ import wbschema as w  # noqa: E402
 ROOT = w.ROOT
 EXAMPLES = ROOT / "deploy" / "examples"
 BUILD = pathlib.Path(os.environ.get("WB_BUILD_DIR") or ROOT / "build" / "examples") / "examples"
+# the virtual environment deploy/install-deps.sh --test makes (tests/requirements.txt)
+VENV = pathlib.Path(os.environ.get("WB_EXAMPLES_VENV") or ROOT / ".cache" / "venv")
 ATTRIBUTES = ("id", "source", "type", "subject", "provider", "providerevent", "receivedat",
               "deadletterreason")
 ID_MEMBER = {"bonifiq": "Uuid", "shoperti": "id"}  # the delivery id in the bodies
@@ -220,7 +223,7 @@ def _instant(text):
 
 # ------------------------------------------------------------------- checks
 
-def check_example(command, bootstrap, writes, name, extra=()):
+def check_example(command, bootstrap, writes, name, extra=(), sigterm_status=0):
     """Everything one example must do, on records the bridge wrote:
     - run 1 (group <name>-<nonce>, the default pattern ^webhooks\\..*): every record of
       the three providers printed as an event with the attributes, key, time
@@ -229,11 +232,13 @@ def check_example(command, bootstrap, writes, name, extra=()):
       as duplicates; after SIGTERM: exit 0, and the group's committed offsets
       are past every record it printed (committed after handling, and on leaving);
     - run 2 (a second group, the one bounded topic, --dedup-size 1): a, b, a,
-      b are events and only the last b a duplicate: the store forgets."""
+      b are events and only the last b a duplicate: the store forgets.
+    sigterm_status: the exit status after SIGTERM (the JVM's is 143 even when
+    its shutdown hook finished cleanly)."""
     want = [where(r) for r in writes.receipts]
     group = f"{name}-{writes.nonce}"
     run = consume([*command, "--brokers", bootstrap, "--group", group, *extra], want)
-    assert run.returncode == 0, run.stderr[-4000:]
+    assert run.returncode == sigterm_status, run.stderr[-4000:]
     assert "left group" in run.stderr, run.stderr[-4000:]
     bounded = [where(r) for r in writes.bounded]
     duplicates = {where(writes.duplicate), *bounded[2:]}
@@ -257,7 +262,7 @@ def check_example(command, bootstrap, writes, name, extra=()):
     run = consume([*command, "--brokers", bootstrap, "--group", group + "-bounded",
                    "--topics", writes.bounded_topic, "--dedup-size", str(DEDUP_SIZE), *extra],
                   bounded)
-    assert run.returncode == 0, run.stderr[-4000:]
+    assert run.returncode == sigterm_status, run.stderr[-4000:]
     kinds = [(run.at(k)["kind"], run.at(k)["id"].split("-")[0]) for k in bounded]
     assert kinds == [("event", "a"), ("event", "b"), ("event", "a"), ("event", "b"),
                      ("duplicate", "b")], kinds
@@ -266,10 +271,31 @@ def check_example(command, bootstrap, writes, name, extra=()):
 
 # ----------------------------------------------------------------- fixtures
 
-@pytest.fixture(scope="module")
-def written():
-    """(bootstrap, Writes, on_standin): a bridge has written every record the
-    checks read. On the stand-in unless WB_EXAMPLES_BROKERS names a running cluster."""
+class MockCluster(harness.Standin):
+    """mock_cluster.py (a newer librdkafka's mock cluster), driven as kafka-standin is."""
+
+    def __init__(self, brokers=3):
+        python = venv_python()
+        self.proc = subprocess.Popen([str(python), str(HERE / "mock_cluster.py"), str(brokers)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     bufsize=1)
+        line = self.proc.stdout.readline().strip()
+        assert line.startswith("BOOTSTRAP "), f"mock_cluster.py said {line!r}"
+        self.bootstrap = line.split(" ", 1)[1]
+        self.brokers = brokers
+
+
+def venv_python():
+    exe = VENV / "bin" / "python"
+    if not exe.is_file():
+        unavailable(f"{exe} missing: run deploy/install-deps.sh --test")
+    return exe
+
+
+def _written(cluster):
+    """(bootstrap, Writes, on_stand_in): a bridge has written every record the
+    checks read, to the cluster WB_EXAMPLES_BROKERS names, else to a new
+    stand-in made by cluster()."""
     if not harness.BRIDGE or not os.path.isfile(harness.BRIDGE):
         unavailable("WB_BRIDGE not set: run through ctest")
     nonce = uuid.uuid4().hex[:8]
@@ -278,5 +304,17 @@ def written():
         with harness.Bridge(bootstrap=brokers) as bridge:
             yield brokers, write_records(bridge, brokers, nonce), False
         return
-    with harness.Standin() as standin, harness.Bridge(bootstrap=standin.bootstrap) as bridge:
+    with cluster() as standin, harness.Bridge(bootstrap=standin.bootstrap) as bridge:
         yield standin.bootstrap, write_records(bridge, standin.bootstrap, nonce), True
+
+
+@pytest.fixture(scope="module")
+def written():
+    """On kafka-standin (see _written)."""
+    yield from _written(harness.Standin)
+
+
+@pytest.fixture(scope="module")
+def written_newer_mock():
+    """On mock_cluster.py (see _written)."""
+    yield from _written(MockCluster)

@@ -7,24 +7,14 @@ what is checked).
 Its packages (deploy/examples/python/requirements.txt) are in the virtual
 environment deploy/install-deps.sh --test makes, .cache/venv
 (WB_EXAMPLES_VENV moves it)."""
-import os
 import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from examples import EXAMPLES, ROOT, check_example, unavailable, written  # noqa: E402,F401
-
-VENV = pathlib.Path(os.environ.get("WB_EXAMPLES_VENV") or ROOT / ".cache" / "venv")
-
-
-def python():
-    exe = VENV / "bin" / "python"
-    if not exe.is_file():
-        unavailable(f"{exe} missing: run deploy/install-deps.sh --test")
-    return exe
+from examples import EXAMPLES, check_example, venv_python, written  # noqa: E402,F401
 
 
 def test_python_example(written):
     bootstrap, writes, _ = written
-    check_example([python(), EXAMPLES / "python" / "consumer.py"], bootstrap, writes,
+    check_example([venv_python(), EXAMPLES / "python" / "consumer.py"], bootstrap, writes,
                   "example-python")
