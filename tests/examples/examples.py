@@ -87,6 +87,7 @@ class Writes:
         self.nonce = nonce
         self.receipts = []  # the bridge's JSON answers, in order
         self.duplicate = None  # receipt of the redelivered BonifiQ event
+        self.invalid = None  # (topic, partition, offset) of a record that is no CloudEvent
         self.bounded_topic = None
         self.bounded = []  # receipts of the bounded-dedup sequence, in order
         self.records = {}  # (topic, partition, offset) -> the record value, parsed
@@ -109,7 +110,8 @@ def write_records(bridge, bootstrap, nonce):
     """POSTs every provider fixture, one BonifiQ event a second time (a
     provider retry: same Uuid, so same source + id), a body of the wrong shape
     (a dead letter), and, to one Shoperti topic of its own and one key, the
-    ids a, b, a, b, b; reads every record back."""
+    ids a, b, a, b, b; reads every record back. Also writes, itself, one
+    record that is not a CloudEvent to the dead-letter topic (a poison pill)."""
     writes = Writes(nonce)
 
     def post(provider, raw):
@@ -124,6 +126,7 @@ def write_records(bridge, bootstrap, nonce):
     writes.duplicate = post(*next(b for b in bodies if b[0] == "bonifiq"))
     dead = post("piriod", w.fixture_bytes("invalid-shape/piriod-missing-event.json"))
     assert dead.get("deadletter") is True, dead
+    writes.invalid = produce_raw(bootstrap, dead["topic"], b"garbage", b"not a CloudEvent {")
     event = f"bounded/{nonce}"
     writes.bounded_topic = "webhooks.shoperti." + w.normalize_event(event)
     for ident in "ababb":
@@ -137,6 +140,18 @@ def write_records(bridge, bootstrap, nonce):
         writes.records[k] = w.validate_record(m.value())
         writes.keys[k] = m.key().decode("utf-8")
     return writes
+
+
+def produce_raw(bootstrap, topic, key, value):
+    """Writes one record as is, without headers; returns its (topic, partition, offset)."""
+    from confluent_kafka import Producer
+
+    done = []
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    p.produce(topic, key=key, value=value, on_delivery=lambda err, m: done.append((err, m)))
+    assert p.flush(30) == 0 and done and done[0][0] is None, done
+    m = done[0][1]
+    return (m.topic(), m.partition(), m.offset())
 
 
 def where(r):
@@ -227,7 +242,8 @@ def check_example(command, bootstrap, writes, name, extra=(), sigterm_status=0):
     """Everything one example must do, on records the bridge wrote:
     - run 1 (group <name>-<nonce>, the default pattern ^webhooks\\..*): every record of
       the three providers printed as an event with the attributes, key, time
-      and data the bridge wrote; the dead letter as a dead letter; the
+      and data the bridge wrote; the dead letter as a dead letter; the record
+      that is no CloudEvent as invalid, and the records after it read; the
       redelivered BonifiQ event and the second a, b, b of the bounded sequence
       as duplicates; after SIGTERM: exit 0, and the group's committed offsets
       are past every record it printed (committed after handling, and on leaving);
@@ -235,14 +251,16 @@ def check_example(command, bootstrap, writes, name, extra=(), sigterm_status=0):
       b are events and only the last b a duplicate: the store forgets.
     sigterm_status: the exit status after SIGTERM (the JVM's is 143 even when
     its shutdown hook finished cleanly)."""
-    want = [where(r) for r in writes.receipts]
+    want = [where(r) for r in writes.receipts] + [writes.invalid]
     group = f"{name}-{writes.nonce}"
     run = consume([*command, "--brokers", bootstrap, "--group", group, *extra], want)
     assert run.returncode == sigterm_status, run.stderr[-4000:]
     assert "left group" in run.stderr, run.stderr[-4000:]
     bounded = [where(r) for r in writes.bounded]
     duplicates = {where(writes.duplicate), *bounded[2:]}
-    for key in want:
+    invalid = run.at(writes.invalid)
+    assert invalid["kind"] == "invalid" and invalid["reason"], invalid
+    for key in want[:-1]:
         line, record = run.at(key), writes.records[key]
         if key in duplicates:
             assert line["kind"] == "duplicate", line
