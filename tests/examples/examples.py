@@ -160,6 +160,14 @@ def where(r):
 
 # ------------------------------------------------------------- the consumer
 
+def check_rejects_bad_options(command):
+    """A bad option or value: exit 2 with a message naming it, before any Kafka."""
+    for args, word in ((["--dedup-size", "-1"], "dedup-size"), (["--dedup-size", "many"], "dedup-size"),
+                       (["--no-such-option"], "no-such-option")):
+        r = subprocess.run([str(c) for c in [*command, *args]], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 2 and word in r.stderr, (args, r.returncode, r.stderr[-2000:])
+
 class Run:
     def __init__(self, lines, stderr, returncode, seconds):
         self.lines, self.stderr, self.returncode, self.seconds = lines, stderr, returncode, seconds

@@ -12,7 +12,9 @@ import shutil
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from examples import BUILD, EXAMPLES, check_example, run_tool, unavailable, written  # noqa: E402,F401
+import pytest  # noqa: E402
+from examples import (BUILD, EXAMPLES, check_example, check_rejects_bad_options,  # noqa: E402,F401
+                      run_tool, unavailable, written)
 
 # librdkafka's mock cluster (the stand-in, Debian's librdkafka 2.0.2) answers
 # only old request versions, and sarama picks its versions from the Kafka
@@ -21,17 +23,22 @@ from examples import BUILD, EXAMPLES, check_example, run_tool, unavailable, writ
 STANDIN_KAFKA_VERSION = "0.10.2.0"
 
 
-def build():
+@pytest.fixture(scope="module")
+def consumer():
     go = shutil.which("go")
     if go is None:
         unavailable("go is not installed")
     out = BUILD / "go" / "consumer"
     env = dict(os.environ, GOPROXY="off", GOFLAGS="-mod=readonly -buildvcs=false")
     run_tool([go, "build", "-o", out, "."], cwd=EXAMPLES / "go", env=env)
-    return out
+    return [out]
 
 
-def test_go_example(written):
+def test_go_example(written, consumer):
     bootstrap, writes, on_standin = written
     extra = ["--kafka-version", STANDIN_KAFKA_VERSION] if on_standin else []
-    check_example([build()], bootstrap, writes, "example-go", extra)
+    check_example(consumer, bootstrap, writes, "example-go", extra)
+
+
+def test_go_example_rejects_bad_options(consumer):
+    check_rejects_bad_options(consumer)

@@ -22,7 +22,8 @@ import shutil
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from examples import BUILD, EXAMPLES, check_example, run_tool, unavailable, written_newer_mock  # noqa: E402,F401
+from examples import (BUILD, EXAMPLES, check_example, check_rejects_bad_options,  # noqa: E402,F401
+                      run_tool, unavailable, written_newer_mock)
 
 JVM_SIGTERM_STATUS = 143  # 128 + SIGTERM, after the shutdown hook let the loop commit and close
 STANDIN_KAFKA_CLIENTS = "2.3.1"  # the last Java client before ApiVersions v3 (see above)
@@ -48,5 +49,5 @@ def test_java_example(written_newer_mock):
     check_example(command, bootstrap, writes, "example-java", sigterm_status=JVM_SIGTERM_STATUS)
 
 
-def test_java_example_builds_as_shipped():
-    build()
+def test_java_example_as_shipped_builds_and_rejects_bad_options():
+    check_rejects_bad_options(build())

@@ -11,10 +11,18 @@ import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from examples import EXAMPLES, check_example, venv_python, written  # noqa: E402,F401
+from examples import (EXAMPLES, check_example, check_rejects_bad_options,  # noqa: E402,F401
+                      venv_python, written)
+
+
+def command():
+    return [venv_python(), EXAMPLES / "python" / "consumer.py"]
 
 
 def test_python_example(written):
     bootstrap, writes, _ = written
-    check_example([venv_python(), EXAMPLES / "python" / "consumer.py"], bootstrap, writes,
-                  "example-python")
+    check_example(command(), bootstrap, writes, "example-python")
+
+
+def test_python_example_rejects_bad_options():
+    check_rejects_bad_options(command())

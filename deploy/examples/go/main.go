@@ -245,23 +245,33 @@ func env(name, def string) string {
 	return def
 }
 
+// usage reports a bad option and exits 2, as the flag package does.
+func usage(problem string) {
+	log.Printf("consumer: %s", problem)
+	flag.Usage()
+	os.Exit(2)
+}
+
 func main() {
 	log.SetFlags(0)
 	log.SetOutput(os.Stderr)
 	brokers := flag.String("brokers", env("WEBHOOK_CONSUMER_BROKERS", "localhost:9092"), "bootstrap brokers, comma-separated")
 	group := flag.String("group", env("WEBHOOK_CONSUMER_GROUP", "webhook-consumer-go"), "consumer group: the service's name")
 	topics := flag.String("topics", env("WEBHOOK_CONSUMER_TOPICS", `^webhooks\..*`), "comma-separated topics; one starting with ^ is a regular expression")
-	dedupDefault, _ := strconv.Atoi(env("WEBHOOK_CONSUMER_DEDUP_SIZE", "10000"))
+	dedupDefault, err := strconv.Atoi(env("WEBHOOK_CONSUMER_DEDUP_SIZE", "10000"))
+	if err != nil {
+		usage("WEBHOOK_CONSUMER_DEDUP_SIZE: not a number")
+	}
 	dedup := flag.Int("dedup-size", dedupDefault, "how many (source, id) pairs to remember; 0 turns deduplication off")
 	refresh := flag.Duration("metadata-refresh", time.Minute, "how often to look for new topics")
 	version := flag.String("kafka-version", env("WEBHOOK_CONSUMER_KAFKA_VERSION", "2.1.0"), "the protocol version sarama speaks (the oldest broker's)")
 	flag.Parse()
 	kafkaVersion, err := sarama.ParseKafkaVersion(*version)
 	if err != nil {
-		log.Fatalf("consumer: --kafka-version: %v", err)
+		usage("--kafka-version: " + err.Error())
 	}
 	if *dedup < 0 {
-		log.Fatalf("consumer: --dedup-size: must be >= 0")
+		usage("--dedup-size: must be >= 0")
 	}
 	os.Exit(run(strings.Split(*brokers, ","), *group, subscription(strings.Split(*topics, ",")), *dedup, *refresh, kafkaVersion))
 }

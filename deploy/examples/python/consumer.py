@@ -112,8 +112,7 @@ def options(argv):
     p.add_argument("--group", default=env("WEBHOOK_CONSUMER_GROUP", "webhook-consumer-python"))
     p.add_argument("--topics", default=env("WEBHOOK_CONSUMER_TOPICS", r"^webhooks\..*"),
                    help="comma-separated topics; one starting with ^ is a regular expression")
-    p.add_argument("--dedup-size", type=int,
-                   default=int(env("WEBHOOK_CONSUMER_DEDUP_SIZE", "10000")),
+    p.add_argument("--dedup-size", type=int, default=env("WEBHOOK_CONSUMER_DEDUP_SIZE", "10000"),
                    help="how many (source, id) pairs to remember; 0 turns deduplication off")
     p.add_argument("-X", dest="props", action="append", default=[], metavar="NAME=VALUE",
                    help="any librdkafka consumer property")

@@ -198,7 +198,7 @@ public final class WebhookConsumer {
         String brokers = env.getOrDefault("WEBHOOK_CONSUMER_BROKERS", "localhost:9092");
         String group = env.getOrDefault("WEBHOOK_CONSUMER_GROUP", "webhook-consumer-java");
         String topics = env.getOrDefault("WEBHOOK_CONSUMER_TOPICS", "^webhooks\\..*");
-        int dedupSize = Integer.parseInt(env.getOrDefault("WEBHOOK_CONSUMER_DEDUP_SIZE", "10000"));
+        int dedupSize = number("WEBHOOK_CONSUMER_DEDUP_SIZE", env.getOrDefault("WEBHOOK_CONSUMER_DEDUP_SIZE", "10000"));
         Properties props = new Properties();
         for (int i = 0; i < args.length; i++) {
             String value = i + 1 < args.length ? args[i + 1] : null;
@@ -206,7 +206,7 @@ public final class WebhookConsumer {
                 case "--brokers" -> brokers = value;
                 case "--group" -> group = value;
                 case "--topics" -> topics = value;
-                case "--dedup-size" -> dedupSize = Integer.parseInt(value);
+                case "--dedup-size" -> dedupSize = number("--dedup-size", value);
                 case "-X" -> {
                     String[] kv = value == null ? new String[0] : value.split("=", 2);
                     if (kv.length != 2) {
@@ -227,6 +227,15 @@ public final class WebhookConsumer {
         int status = run(brokers, group, topics, dedupSize, props);
         if (status != 0) {
             System.exit(status); // on SIGTERM the JVM is exiting already: return, never call exit
+        }
+    }
+
+    static int number(String what, String text) {
+        try {
+            return Integer.parseInt(String.valueOf(text));
+        } catch (NumberFormatException e) {
+            usage(what + ": not a number: " + text);
+            return -1;
         }
     }
 
