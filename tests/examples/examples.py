@@ -48,6 +48,7 @@ ATTRIBUTES = ("id", "source", "type", "subject", "provider", "providerevent", "r
               "deadletterreason")
 ID_MEMBER = {"bonifiq": "Uuid", "shoperti": "id"}  # the delivery id in the bodies
 DEDUP_SIZE = 1  # the bounded-dedup run remembers one (source, id) pair
+LATE_AFTER_S = 3  # how long after starting an example the new topic appears
 
 
 def in_ci():
@@ -85,6 +86,7 @@ class Writes:
 
     def __init__(self, nonce):
         self.nonce = nonce
+        self.bridge = None  # the bridge that wrote them (still running)
         self.receipts = []  # the bridge's JSON answers, in order
         self.duplicate = None  # receipt of the redelivered BonifiQ event
         self.invalid = None  # (topic, partition, offset) of a record that is no CloudEvent
@@ -113,6 +115,7 @@ def write_records(bridge, bootstrap, nonce):
     ids a, b, a, b, b; reads every record back. Also writes, itself, one
     record that is not a CloudEvent to the dead-letter topic (a poison pill)."""
     writes = Writes(nonce)
+    writes.bridge = bridge
 
     def post(provider, raw):
         r = bridge.post(provider, raw)
@@ -184,11 +187,19 @@ class Run:
 
 def consume(command, want, timeout=120, env=None):
     """Starts the example, reads its lines until every (topic, partition,
-    offset) of `want` was printed, then SIGTERMs it, as Kubernetes would."""
+    offset) of `want` was printed, then SIGTERMs it, as Kubernetes would.
+    `want` may be a function, called once the example started, that returns them."""
     start = time.monotonic()
     errfile = tempfile.TemporaryFile("w+")
     proc = subprocess.Popen([str(c) for c in command], stdout=subprocess.PIPE, stderr=errfile,
                             text=True, env=env)
+    if callable(want):
+        try:
+            want = want()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
     lines, pending = queue.Queue(), set(want)
     reader = threading.Thread(target=lambda: [lines.put(l) for l in proc.stdout] + [lines.put(None)])
     reader.start()
@@ -250,7 +261,8 @@ def _instant(text):
 
 # ------------------------------------------------------------------- checks
 
-def check_example(command, bootstrap, writes, name, extra=(), sigterm_status=0):
+def check_example(command, bootstrap, writes, name, extra=(), sigterm_status=0,
+                  refresh_args=None):
     """Everything one example must do, on records the bridge wrote:
     - run 1 (group <name>-<nonce>, the default pattern ^webhooks\\..*): every record of
       the three providers printed as an event with the attributes, key, time
@@ -261,6 +273,9 @@ def check_example(command, bootstrap, writes, name, extra=(), sigterm_status=0):
       are past every record it printed (committed after handling, and on leaving);
     - run 2 (a second group, the one bounded topic, --dedup-size 1): a, b, a,
       b are events and only the last b a duplicate: the store forgets.
+    - run 3 (a third group, with refresh_args: the example's option for a
+      short metadata refresh): subscribed to a pattern no topic matches yet,
+      it reads the record the bridge then writes to a new topic.
     sigterm_status: the exit status after SIGTERM (the JVM's is 143 even when
     its shutdown hook finished cleanly)."""
     want = [where(r) for r in writes.receipts] + [writes.invalid]
@@ -297,6 +312,27 @@ def check_example(command, bootstrap, writes, name, extra=(), sigterm_status=0):
     assert kinds == [("event", "a"), ("event", "b"), ("event", "a"), ("event", "b"),
                      ("duplicate", "b")], kinds
     assert {where(l)[0] for l in run.lines} == {writes.bounded_topic}, "--topics not applied"
+
+    if refresh_args is None:
+        return
+    # run 3: a pattern that matches no topic yet; the bridge then writes the
+    # first record of a new event type, to a new topic: the example reads it
+    event = f"late{writes.nonce}/created"
+    topic = "webhooks.shoperti." + w.normalize_event(event)
+
+    def write_late():
+        time.sleep(LATE_AFTER_S)  # the example subscribed, to nothing yet
+        r = writes.bridge.post("shoperti", json.dumps(
+            {"id": f"late-{writes.nonce}", "topic": event, "data": {"id": "late-1"}}).encode())
+        assert r.status_code == 200 and r.json()["topic"] == topic, r.text
+        return [where(r.json())]
+
+    run = consume([*command, "--brokers", bootstrap, "--group", group + "-late",
+                   "--topics", "^" + re.escape(topic.rsplit(".", 1)[0]) + r"\..*",
+                   *refresh_args, *extra], write_late)
+    assert run.returncode == sigterm_status, run.stderr[-4000:]
+    assert [(l["kind"], l["topic"], l["id"]) for l in run.lines] == [
+        ("event", topic, f"late-{writes.nonce}")], run.lines
 
 
 # ----------------------------------------------------------------- fixtures

@@ -33,11 +33,14 @@ def consumer():
     run_tool([go, "build", "-o", out, "."], cwd=EXAMPLES / "go", env=env)
     return [out]
 
+# new topics within a second (run 3 of check_example)
+REFRESH = ["--metadata-refresh", "1s"]
+
 
 def test_go_example(written, consumer):
     bootstrap, writes, on_standin = written
     extra = ["--kafka-version", STANDIN_KAFKA_VERSION] if on_standin else []
-    check_example(consumer, bootstrap, writes, "example-go", extra)
+    check_example(consumer, bootstrap, writes, "example-go", extra, refresh_args=REFRESH)
 
 
 def test_go_example_rejects_bad_options(consumer):

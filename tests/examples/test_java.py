@@ -28,6 +28,9 @@ from examples import (BUILD, EXAMPLES, check_example, check_rejects_bad_options,
 JVM_SIGTERM_STATUS = 143  # 128 + SIGTERM, after the shutdown hook let the loop commit and close
 STANDIN_KAFKA_CLIENTS = "2.3.1"  # the last Java client before ApiVersions v3 (see above)
 
+# new topics within a second (run 3 of check_example)
+REFRESH = ["-X", "metadata.max.age.ms=1000"]
+
 
 def build(kafka_clients=None):
     mvn, java = shutil.which("mvn"), shutil.which("java")
@@ -46,7 +49,8 @@ def build(kafka_clients=None):
 def test_java_example(written_newer_mock):
     bootstrap, writes, on_standin = written_newer_mock
     command = build(STANDIN_KAFKA_CLIENTS if on_standin else None)
-    check_example(command, bootstrap, writes, "example-java", sigterm_status=JVM_SIGTERM_STATUS)
+    check_example(command, bootstrap, writes, "example-java", sigterm_status=JVM_SIGTERM_STATUS,
+                  refresh_args=REFRESH)
 
 
 def test_java_example_as_shipped_builds_and_rejects_bad_options():

@@ -14,6 +14,9 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from examples import (EXAMPLES, check_example, check_rejects_bad_options,  # noqa: E402,F401
                       venv_python, written)
 
+# new topics within a second (run 3 of check_example)
+REFRESH = ["-X", "topic.metadata.refresh.interval.ms=1000"]
+
 
 def command():
     return [venv_python(), EXAMPLES / "python" / "consumer.py"]
@@ -21,7 +24,7 @@ def command():
 
 def test_python_example(written):
     bootstrap, writes, _ = written
-    check_example(command(), bootstrap, writes, "example-python")
+    check_example(command(), bootstrap, writes, "example-python", refresh_args=REFRESH)
 
 
 def test_python_example_rejects_bad_options():
