@@ -48,7 +48,8 @@ def _rename_refs(node):
 def render(canonical, cloudevents):
     if canonical["allOf"][0] != {"$ref": CE_REF}:
         raise SystemExit(f"{CANONICAL}: allOf[0] is not {{'$ref': {CE_REF!r}}}")
-    if set(cloudevents) != {"$ref", "definitions", "type"} or cloudevents["$ref"] != "#/definitions/event":
+    if (set(cloudevents) != {"$ref", "definitions", "type"}
+            or cloudevents["$ref"] != "#/definitions/event"):
         raise SystemExit(f"{CLOUDEVENTS}: not the shape this script knows")
     root = _rename_refs(cloudevents)["$ref"]
     bundled = {

@@ -66,7 +66,8 @@ def run_tool(cmd, cwd, env=None, timeout=300):
     """Runs a build step; its output becomes the failure message."""
     r = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True,
                        timeout=timeout)
-    assert r.returncode == 0, f"{' '.join(map(str, cmd))} exited {r.returncode}:\n{r.stdout}{r.stderr}"
+    what = " ".join(map(str, cmd))
+    assert r.returncode == 0, f"{what} exited {r.returncode}:\n{r.stdout}{r.stderr}"
     return r
 
 
@@ -169,7 +170,8 @@ def where(r):
 
 def check_rejects_bad_options(command):
     """A bad option or value: exit 2 with a message naming it, before any Kafka."""
-    for args, word in ((["--dedup-size", "-1"], "dedup-size"), (["--dedup-size", "many"], "dedup-size"),
+    for args, word in ((["--dedup-size", "-1"], "dedup-size"),
+                       (["--dedup-size", "many"], "dedup-size"),
                        (["--no-such-option"], "no-such-option")):
         r = subprocess.run([str(c) for c in [*command, *args]], capture_output=True, text=True,
                            timeout=60)
@@ -201,7 +203,13 @@ def consume(command, want, timeout=120, env=None):
             proc.wait()
             raise
     lines, pending = queue.Queue(), set(want)
-    reader = threading.Thread(target=lambda: [lines.put(l) for l in proc.stdout] + [lines.put(None)])
+
+    def read():
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    reader = threading.Thread(target=read)
     reader.start()
     printed, ended = [], False
     try:
