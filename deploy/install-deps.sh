@@ -9,7 +9,8 @@ build=(build-essential cmake pkg-config librdkafka-dev libh2o-evloop-dev libjsmn
        libssl-dev libinih-dev libsqlite3-dev zlib1g-dev)
 test=(libcmocka-dev python3 python3-pytest python3-requests python3-jsonschema
       python3-confluent-kafka kcat nghttp2-client wrk clang libclang-rt-14-dev valgrind
-      curl procps python3-h2 python3-yaml prometheus openjdk-17-jre-headless openjdk-17-jdk-headless maven python3-venv)
+      curl procps python3-h2 python3-yaml prometheus openjdk-17-jre-headless
+      openjdk-17-jdk-headless maven python3-venv)
 
 want=("${build[@]}")
 if [ "${1:-}" = "--test" ]; then
