@@ -1,7 +1,8 @@
-"""mock_cluster.py - the Kafka stand-in of the Java example's test:
+"""mock_cluster.py - a second Kafka stand-in, for the Java and Go examples:
 librdkafka's mock cluster as the confluent-kafka wheel ships it (librdkafka
-2.1x; kafka-standin links Debian's 2.0.2, whose answers to the Java client's
-offset requests it cannot parse).
+2.1x), where kafka-standin links Debian's 2.0.2, whose answers the Java client
+cannot parse and which serves only old request versions (the Go example's
+default, Kafka 2.1.0's, is newer).
 
     .cache/venv/bin/python tests/examples/mock_cluster.py [BROKERS]
 
