@@ -9,7 +9,8 @@ build=(build-essential cmake pkg-config librdkafka-dev libh2o-evloop-dev libjsmn
        libssl-dev libinih-dev libsqlite3-dev zlib1g-dev)
 test=(libcmocka-dev python3 python3-pytest python3-requests python3-jsonschema
       python3-confluent-kafka kcat nghttp2-client wrk clang libclang-rt-14-dev valgrind
-      curl procps python3-h2 python3-yaml prometheus openjdk-17-jre-headless maven)
+      curl procps python3-h2 python3-yaml prometheus openjdk-17-jre-headless
+      openjdk-17-jdk-headless maven python3-venv)
 
 want=("${build[@]}")
 if [ "${1:-}" = "--test" ]; then
@@ -41,6 +42,38 @@ if [ "${1:-}" = "--test" ]; then
   if [ ! -d "$top/tests/node_modules" ] ||
      [ "$top/tests/package-lock.json" -nt "$top/tests/node_modules/.package-lock.json" ]; then
     (cd "$top/tests" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  # Python packages from PyPI (the Python example's CloudEvents SDK and Kafka
+  # client, the schema code generator), pinned by tests/requirements.txt, in a
+  # virtual environment since Debian's python3 is externally managed; redone
+  # when a requirements file changed
+  venv="${WB_EXAMPLES_VENV:-$top/.cache/venv}"
+  want_reqs=$(cat "$top/tests/requirements.txt" "$top/deploy/examples/python/requirements.txt")
+  if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/requirements.done" 2>/dev/null)" != "$want_reqs" ]; then
+    echo "install-deps: Python packages into $venv"
+    rm -rf "$venv"
+    /usr/bin/python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$top/tests/requirements.txt"
+    printf '%s' "$want_reqs" > "$venv/requirements.done"
+  fi
+  # the Go example's modules (pinned by its go.sum) and a first build into Go's
+  # caches, so that the tests build it offline (GOPROXY=off) in seconds
+  if command -v go >/dev/null 2>&1; then
+    (cd "$top/deploy/examples/go" && go mod download && go build -o /dev/null .)
+  fi
+  # the Java example's artifacts and Maven's plugins, into ~/.m2, by building it
+  # (as shipped, and against the Java client its stand-in test uses: see
+  # tests/examples/test_java.py), so that the tests build it offline (mvn -o);
+  # redone when its pom.xml changed
+  jdone="$top/.cache/java-example.done"
+  if command -v mvn >/dev/null 2>&1 && ! cmp -s "$top/deploy/examples/java/pom.xml" "$jdone"; then
+    echo "install-deps: the Java example's Maven artifacts"
+    for variant in "" "-Dkafka-clients.version=2.3.1"; do
+      (cd "$top/deploy/examples/java" &&
+       mvn -q -B -Dstyle.color=never package -Dexample.buildDir="$top/.cache/java-example" $variant)
+    done
+    rm -rf "$top/.cache/java-example"
+    cp "$top/deploy/examples/java/pom.xml" "$jdone"
   fi
   # Apache Kafka's jars, the release of docker-compose.yml's image, for the
   # real-Kafka tests (tests/lib/kraft.py finds them by the same rule); fetched

@@ -29,6 +29,7 @@ AJV_PLUGIN = "./tests/schemas/ajv-cloudevents-ref.js"
 
 ALL_SCHEMAS = sorted(w.SCHEMAS_DIR.rglob("*.schema.json"))
 OWN_SCHEMAS = [p for p in ALL_SCHEMAS if p != w.CLOUDEVENTS_SCHEMA_PATH]
+BUNDLED_SCHEMA_PATH = w.SCHEMAS_DIR / "canonical-event.bundled.schema.json"
 PROVIDER_FIXTURES = [(p, f) for p in w.PROVIDERS for f in w.FIXTURES[p]]
 INVALID_FIXTURES = [(p, f) for p in w.PROVIDERS for f in w.INVALID_SHAPE_FIXTURES[p]]
 
@@ -93,7 +94,7 @@ def test_canonical_is_a_refinement_of_cloudevents():
 def test_schema_examples_validate(path):
     schema = w.load_json(path.read_bytes())
     for example in schema.get("examples", []):
-        if path == w.CANONICAL_SCHEMA_PATH:
+        if path in (w.CANONICAL_SCHEMA_PATH, BUNDLED_SCHEMA_PATH):
             w.validate_record(example)
         else:
             w.validate_provider(path.name.split(".")[0], example)
@@ -350,11 +351,13 @@ needs_ajv = pytest.mark.skipif(
     reason="tests/node_modules absent: run `cd tests && npm install` (ajv-cli 5, ajv 8, ajv-formats 3)")
 
 
-def ajv(command: str, schema: Path, *data: Path):
+def ajv(command: str, schema: Path, *data: Path, plugin: bool = True):
+    """ajv-cli on schema and data; plugin=False: without ajv-cloudevents-ref.js."""
     if shutil.which("node") is None:
         pytest.skip("node is not installed")
     args = [str(AJV), command, "--spec=draft7", "--strict=true", "--strict-required=false",
-            "--allow-union-types", "-c", "ajv-formats", "-c", AJV_PLUGIN, "-s", str(schema)]
+            "--allow-union-types", "-c", "ajv-formats", *(["-c", AJV_PLUGIN] if plugin else []),
+            "-s", str(schema)]
     for d in data:
         args += ["-d", str(d)]
     return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -401,3 +404,96 @@ def test_ajv_rejects_bad_record(name, case, tmp_path):
     bad.write_text(json.dumps(_mutated(case), ensure_ascii=False), encoding="utf-8")
     r = ajv("validate", w.CANONICAL_SCHEMA_PATH, bad)
     assert r.returncode == 1 and f"{bad} invalid" in r.stderr, r.stdout + r.stderr
+
+
+# ------------------------------------------------------- the bundled schema
+# schemas/canonical-event.bundled.schema.json: the canonical schema with the
+# CloudEvents schema inlined, for tools used plainly, offline.
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Any attempt of jsonschema to fetch a $ref fails the test."""
+    import urllib.request
+
+    def refuse(*args, **kw):
+        raise AssertionError(f"tried to fetch {args[0]!r}")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    import jsonschema.validators
+    if hasattr(jsonschema.validators, "urlopen"):
+        monkeypatch.setattr(jsonschema.validators, "urlopen", refuse)
+    try:
+        import requests
+        monkeypatch.setattr(requests, "get", refuse)
+    except ImportError:
+        pass
+
+
+def _bundled():
+    return json.loads(BUNDLED_SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def test_bundle_is_current():
+    r = subprocess.run([sys.executable, str(w.SCHEMAS_DIR / "make-bundle.py"), "--check"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_bundle_is_self_contained():
+    text = BUNDLED_SCHEMA_PATH.read_text(encoding="utf-8")
+    refs = re.findall(r'"\$ref":\s*"([^"]*)"', text)
+    assert refs and all(r.startswith("#/definitions/") for r in refs), refs
+    schema = _bundled()
+    for r in refs:  # each points at a definition of this file
+        assert r[len("#/definitions/"):].split("/")[0] in schema["definitions"], r
+
+
+def test_plain_jsonschema_needs_the_bundle(offline):
+    """What a newcomer does first: jsonschema.validate(record, schema). On the
+    source schema it tries to fetch the CloudEvents schema; on the bundle it
+    works."""
+    import jsonschema
+
+    record = w.load_fixture(GOOD)
+    with pytest.raises(Exception, match="tried to fetch|Unresolvable|RefResolution"):
+        jsonschema.validate(record, w.load_json(w.CANONICAL_SCHEMA_PATH.read_bytes()))
+    jsonschema.validate(record, _bundled())
+
+
+def test_plain_jsonschema_accepts_records(offline):
+    import jsonschema
+
+    for path in w.RECORD_FIXTURES:
+        jsonschema.validate(w.load_fixture(path), _bundled(),
+                            format_checker=jsonschema.FormatChecker())
+
+
+@pytest.mark.parametrize("name,case,by_schema", NEGATIVE, ids=[n for n, _, _ in NEGATIVE])
+def test_plain_jsonschema_judges_as_the_source(name, case, by_schema, offline):
+    """The bundle accepts and rejects exactly what the source schema does."""
+    import jsonschema
+
+    record = _mutated(case)
+    if by_schema:
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(record, _bundled(), format_checker=jsonschema.FormatChecker())
+    else:
+        jsonschema.validate(record, _bundled(), format_checker=jsonschema.FormatChecker())
+
+
+@needs_ajv
+def test_ajv_plain_on_the_bundle(tmp_path):
+    """ajv-cli with no plugin: compiles the bundle, accepts every record
+    fixture, rejects every record the source schema rejects."""
+    r = ajv("compile", BUNDLED_SCHEMA_PATH, plugin=False)
+    assert r.returncode == 0 and "strict mode" not in r.stdout + r.stderr, r.stdout + r.stderr
+    r = ajv("validate", BUNDLED_SCHEMA_PATH, *w.RECORD_FIXTURES, plugin=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    bad = []
+    for name, case in SCHEMA_NEGATIVE:
+        bad.append(tmp_path / f"{name}.json")
+        bad[-1].write_text(json.dumps(_mutated(case), ensure_ascii=False), encoding="utf-8")
+    r = ajv("validate", BUNDLED_SCHEMA_PATH, *bad, plugin=False)
+    assert r.returncode == 1, r.stdout + r.stderr
+    for f in bad:
+        assert f"{f} invalid" in r.stderr, f.name
