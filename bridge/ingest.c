@@ -68,6 +68,10 @@ static const struct {
  * most, for it to find out (a metadata round trip, usually milliseconds);
  * then it is produced as is and librdkafka decides. */
 #define WB_TOPIC_HOLD_MS 500
+/* ... and on a cluster that creates topics on first use (or may: not known
+ * yet), while it creates the topic: produced before, the record would find
+ * no topic (topic.metadata.propagation.max.ms 0) and become a dead letter */
+#define WB_TOPIC_HOLD_CREATE_MS 3000
 
 static const char *failure_reason(int status)
 {
@@ -633,7 +637,9 @@ void wb_ingest_tick(wb_worker_t *w)
         int unsafe;
         wb_topic_state_t ts = wb_topics_state(w->shared->topics, pend_topic(pend), &unsafe);
         if (pend->req != NULL && ts == WB_TOPIC_UNKNOWN &&
-            elapsed_ms(&pend->start) < WB_TOPIC_HOLD_MS)
+            elapsed_ms(&pend->start) < (wb_topics_auto_create(w->shared->topics) != 0
+                                            ? WB_TOPIC_HOLD_CREATE_MS
+                                            : WB_TOPIC_HOLD_MS))
             continue;
         if (pend->req == NULL) { /* answered (deadline, drain) or gone: nothing to write */
             free_held(pend);

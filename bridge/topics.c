@@ -2,7 +2,10 @@
  * workers asked about, under one mutex; a thread that answers the questions
  * with a client of its own (metadata for existence and replication factor,
  * DescribeConfigs for min.insync.replicas), so that no event loop ever waits
- * for the network. Missing topics are asked again every few seconds (an
+ * for the network. On a cluster that creates topics on first use
+ * (auto.create.topics.enable, read from a broker's configuration), an
+ * "unknown topic" answer is the creation under way, never "missing": the
+ * record goes to its topic. Missing topics are asked again every few seconds (an
  * operator may create them), known ones every few minutes (settings change).
  * Owns: the table, the thread, its client. Must not: produce records. */
 #include "topics.h"
@@ -18,6 +21,7 @@
 #define RECHECK_MISSING_MS 5000 /* a topic created by an operator is used this soon */
 #define RECHECK_KNOWN_MS 300000
 #define RECHECK_UNANSWERED_MS 1000 /* the cluster did not answer: not hammered */
+#define RECHECK_CREATING_MS 150     /* a topic the cluster is creating: its records wait */
 #define ASK_TIMEOUT_MS 3000
 
 typedef struct {
@@ -28,12 +32,17 @@ typedef struct {
     uint64_t checked; /* monotonic ms of the last answer */
     uint64_t asked;   /* monotonic ms of the last question, 0: never */
     int logged;       /* the unsafe warning was written */
+    int creating;     /* the last answer: unknown, on a cluster that creates topics */
 } entry_t;
 
 struct wb_topics {
     const wb_config_t *cfg;
     rd_kafka_t *rk;
-    rd_kafka_queue_t *configs; /* DescribeConfigs answers (ask_min_isr) */
+    rd_kafka_queue_t *configs; /* DescribeConfigs answers (ask_min_isr, ask_broker) */
+    /* the cluster's auto.create.topics.enable: -1 not known (yet), 0, 1. With
+     * it on, "unknown topic" means "being created by this very question" */
+    int auto_create;
+    uint64_t broker_asked; /* monotonic ms, 0: never */
     pthread_mutex_t lock;
     pthread_cond_t wake;
     pthread_t tid;
@@ -89,6 +98,14 @@ wb_topic_state_t wb_topics_state(wb_topics_t *t, const char *topic, int *unsafe)
     return st;
 }
 
+int wb_topics_auto_create(wb_topics_t *t)
+{
+    pthread_mutex_lock(&t->lock);
+    int r = t->auto_create;
+    pthread_mutex_unlock(&t->lock);
+    return r;
+}
+
 unsigned wb_topics_unsafe(wb_topics_t *t, void (*fn)(void *, const char *, int, int), void *ctx)
 {
     unsigned n = 0;
@@ -120,9 +137,35 @@ static void ask_min_isr(wb_topics_t *t, const char *topic)
     rd_kafka_ConfigResource_destroy(res);
 }
 
+/* Asks one broker's configuration (auto.create.topics.enable) without
+ * waiting, at start and every RECHECK_KNOWN_MS. Registry thread only. */
+static void ask_broker(wb_topics_t *t, uint64_t now)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    char id[16];
+    if (t->broker_asked != 0 && now - t->broker_asked < RECHECK_KNOWN_MS)
+        return;
+    t->broker_asked = now - RECHECK_KNOWN_MS + RECHECK_UNANSWERED_MS; /* again soon if no broker */
+    if (rd_kafka_metadata(t->rk, 0, NULL, &md, ASK_TIMEOUT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    if (md->broker_cnt > 0) {
+        snprintf(id, sizeof(id), "%d", (int)md->brokers[0].id);
+        rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_BROKER, id);
+        rd_kafka_AdminOptions_t *opt =
+            rd_kafka_AdminOptions_new(t->rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+        rd_kafka_AdminOptions_set_request_timeout(opt, ASK_TIMEOUT_MS, NULL, 0);
+        rd_kafka_DescribeConfigs(t->rk, &res, 1, opt, t->configs);
+        rd_kafka_AdminOptions_destroy(opt);
+        rd_kafka_ConfigResource_destroy(res);
+        t->broker_asked = now;
+    }
+    rd_kafka_metadata_destroy(md);
+}
+
 static void publish_min_isr(wb_topics_t *t, const char *name, int min_isr);
 
-/* The answers ask_min_isr's questions got so far. Registry thread only. */
+/* The answers ask_min_isr's and ask_broker's questions got so far.
+ * Registry thread only. */
 static void read_configs(wb_topics_t *t)
 {
     rd_kafka_event_t *ev;
@@ -137,11 +180,19 @@ static void read_configs(wb_topics_t *t)
             if (rd_kafka_ConfigResource_error(rs[i]) != RD_KAFKA_RESP_ERR_NO_ERROR)
                 continue;
             const rd_kafka_ConfigEntry_t **cs = rd_kafka_ConfigResource_configs(rs[i], &ncfg);
+            int broker = rd_kafka_ConfigResource_type(rs[i]) == RD_KAFKA_RESOURCE_BROKER;
             for (size_t j = 0; j < ncfg; j++) {
                 const char *v = rd_kafka_ConfigEntry_value(cs[j]);
-                if (strcmp(rd_kafka_ConfigEntry_name(cs[j]), "min.insync.replicas") == 0 &&
-                    v != NULL)
+                const char *name = rd_kafka_ConfigEntry_name(cs[j]);
+                if (v == NULL)
+                    continue;
+                if (!broker && strcmp(name, "min.insync.replicas") == 0)
                     publish_min_isr(t, rd_kafka_ConfigResource_name(rs[i]), atoi(v));
+                else if (broker && strcmp(name, "auto.create.topics.enable") == 0) {
+                    pthread_mutex_lock(&t->lock);
+                    t->auto_create = strcmp(v, "true") == 0;
+                    pthread_mutex_unlock(&t->lock);
+                }
             }
         }
         rd_kafka_event_destroy(ev);
@@ -200,8 +251,16 @@ static void ask(wb_topics_t *t, const char *name)
         rd_kafka_metadata(t->rk, 0, rkt, &md, ASK_TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR &&
         md->topic_cnt == 1) {
         const struct rd_kafka_metadata_topic *mt = &md->topics[0];
-        if (mt->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
-            st = WB_TOPIC_MISSING;
+        if (mt->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+            /* a cluster that creates topics (or may: not known yet) creates
+             * it now; its records go to it. Missing only where it would not */
+            pthread_mutex_lock(&t->lock);
+            st = t->auto_create == 0 ? WB_TOPIC_MISSING : WB_TOPIC_UNKNOWN;
+            entry_t *e = slot(t, name);
+            if (e != NULL && e->name != NULL)
+                e->creating = st == WB_TOPIC_UNKNOWN;
+            pthread_mutex_unlock(&t->lock);
+        }
         else if (mt->err == RD_KAFKA_RESP_ERR_NO_ERROR && mt->partition_cnt > 0) {
             st = WB_TOPIC_EXISTS;
             for (int p = 0; p < mt->partition_cnt; p++)
@@ -245,6 +304,7 @@ static char *next_question(wb_topics_t *t, uint64_t now)
             continue;
         uint64_t age = now - e->asked;
         if (e->asked == 0 || (e->state == WB_TOPIC_UNKNOWN && age >= RECHECK_UNANSWERED_MS) ||
+            (e->state == WB_TOPIC_UNKNOWN && e->creating && age >= RECHECK_CREATING_MS) ||
             (e->state == WB_TOPIC_MISSING && age >= RECHECK_MISSING_MS) ||
             age >= RECHECK_KNOWN_MS) {
             e->asked = now;
@@ -262,6 +322,7 @@ static void *registry_main(void *arg)
         char *name = next_question(t, now_ms());
         pthread_mutex_unlock(&t->lock);
         read_configs(t);
+        ask_broker(t, now_ms());
         if (name != NULL)
             ask(t, name);
         pthread_mutex_lock(&t->lock);
@@ -301,6 +362,7 @@ wb_topics_t *wb_topics_new(const wb_config_t *cfg, const char *bootstrap, char *
         return NULL;
     }
     t->configs = rd_kafka_queue_new(t->rk);
+    t->auto_create = -1;
     if (pthread_create(&t->tid, NULL, registry_main, t) != 0) {
         wb_errf(err, errsz, WB_ERR_NOMEM, "topic registry: no thread");
         wb_topics_free(t);

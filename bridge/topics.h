@@ -27,6 +27,10 @@ void wb_topics_free(wb_topics_t *t);
  * under the configured floor. Thread-safe, never blocks on the network. */
 wb_topic_state_t wb_topics_state(wb_topics_t *t, const char *topic, int *unsafe);
 
+/* The cluster's auto.create.topics.enable as a broker said it: 1, 0, or -1
+ * while not known (the embedded mock never says; it creates topics). */
+int wb_topics_auto_create(wb_topics_t *t);
+
 /* For /metrics: how many topics are unsafe; calls fn for each (thread-safe). */
 unsigned wb_topics_unsafe(wb_topics_t *t,
                           void (*fn)(void *ctx, const char *topic, int rf, int min_isr), void *ctx);
