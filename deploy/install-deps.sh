@@ -10,7 +10,7 @@ build=(build-essential cmake pkg-config librdkafka-dev libh2o-evloop-dev libjsmn
 test=(libcmocka-dev python3 python3-pytest python3-requests python3-jsonschema
       python3-confluent-kafka kcat nghttp2-client wrk clang libclang-rt-14-dev valgrind
       curl procps python3-h2 python3-yaml prometheus openjdk-17-jre-headless
-      openjdk-17-jdk-headless maven python3-venv)
+      openjdk-17-jdk-headless maven python3-venv nginx)
 
 want=("${build[@]}")
 if [ "${1:-}" = "--test" ]; then
