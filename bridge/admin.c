@@ -235,6 +235,14 @@ static void render(wb_admin_t *a, wb_buf_t *b)
                   "webhook_bridge_producer_queue_max_messages %ld\n",
                   SUM(inflight), SUM(producer_queue),
                   a->view->producer_queue_max * (long)a->view->nworkers);
+    wb_buf_printf(b,
+                  "# HELP webhook_bridge_connections Webhook connections open.\n"
+                  "# TYPE webhook_bridge_connections gauge\nwebhook_bridge_connections %lu\n"
+                  "# HELP webhook_bridge_accept_paused_total Times the webhook listener stopped "
+                  "accepting (max_connections reached, or no file descriptor left).\n"
+                  "# TYPE webhook_bridge_accept_paused_total counter\n"
+                  "webhook_bridge_accept_paused_total %lu\n",
+                  SUM(connections), SUM(accept_paused));
     wb_buf_printf(b, "# HELP webhook_bridge_kafka_errors_total Failed Kafka writes by error.\n"
                      "# TYPE webhook_bridge_kafka_errors_total counter\n");
     for (unsigned i = 0; i < WB_KERR_SLOTS; i++)

@@ -36,6 +36,8 @@ typedef struct {
     unsigned max_depth;
     unsigned max_tokens;
     int ready_requires_kafka; /* /readyz also wants a broker connection up */
+    unsigned max_connections; /* webhook connections open at once, whole process */
+    int http2;                /* serve HTTP/2 (prior knowledge, h2c upgrade) */
     /* [kafka] */
     char *brokers; /* NULL: embedded mock cluster */
     unsigned mock_brokers;

@@ -47,6 +47,12 @@ typedef struct wb_worker {
     h2o_linklist_t spooling; /* wb_pending_t added to the spool, until durable */
     int spool_dirty;         /* removals to commit */
     unsigned max_inflight;
+    /* conn.c: every accepted connection (wb_conn_t) and the cap (server.c
+     * pauses the listener at it) */
+    h2o_linklist_t conns;
+    unsigned nconns, max_connections;
+    int accept_paused;        /* the listener is not read: at the cap, or out of fds */
+    uint64_t accept_retry_ms; /* out of fds: when to try again */
     int draining;
     wb_stats_t stats;
     pthread_t tid;
