@@ -39,6 +39,10 @@ static const struct setting {
       0, 0),
     S("server", "max_connections", "BRIDGE_MAX_CONNECTIONS", T_UINT, max_connections, 1, 1000000),
     S("server", "http2", "BRIDGE_HTTP2", T_BOOL, http2, 0, 0),
+    S("server", "http2_max_resets", "BRIDGE_HTTP2_MAX_RESETS", T_UINT, http2_max_resets, 0,
+      1000000),
+    S("server", "http2_reset_ratio", "BRIDGE_HTTP2_RESET_RATIO", T_UINT, http2_reset_ratio, 0,
+      1000),
     S("kafka", "brokers", "BRIDGE_KAFKA_BROKERS", T_STR, brokers, 0, 0),
     S("kafka", "mock_brokers", "BRIDGE_KAFKA_MOCK_BROKERS", T_UINT, mock_brokers, 1, 9),
     S("kafka", "topic_prefix", "BRIDGE_KAFKA_TOPIC_PREFIX", T_TOPIC, topic_prefix, 1, 0),
@@ -432,6 +436,8 @@ static int set_defaults(wb_config_t *cfg)
     cfg->max_inflight = 10000;
     cfg->max_connections = 10000;
     cfg->http2 = 1;
+    cfg->http2_max_resets = 200;
+    cfg->http2_reset_ratio = 2;
     cfg->drain_timeout_ms = 20000;
     cfg->log_level = WB_LOG_INFO;
     cfg->max_depth = 64;

@@ -234,6 +234,7 @@ static void *worker_main(void *arg)
          * a wake-up byte each time its queue is non-empty after a poll: none
          * is lost. */
         h2o_evloop_run(loop, 50);
+        wb_conn_tick(w);
         resume_accepting(w);
         wb_ingest_tick(w);
         wb_log_flush();
@@ -293,6 +294,7 @@ static int worker_init(wb_server_t *srv, wb_worker_t *w, unsigned id, const char
     h2o_linklist_init_anchor(&w->held);
     h2o_linklist_init_anchor(&w->spooling);
     h2o_linklist_init_anchor(&w->conns);
+    h2o_linklist_init_anchor(&w->refused);
     wb_json_init(&w->json, cfg->max_tokens);
     w->kafka = wb_kafka_new(cfg, bootstrap, NULL, wb_ingest_on_report, w, err, errsz);
     if (w->kafka == NULL)

@@ -47,10 +47,12 @@ typedef struct wb_worker {
     h2o_linklist_t spooling; /* wb_pending_t added to the spool, until durable */
     int spool_dirty;         /* removals to commit */
     unsigned max_inflight;
-    /* conn.c: every accepted connection (wb_conn_t) and the cap (server.c
-     * pauses the listener at it) */
-    h2o_linklist_t conns;
+    /* conn.c: every accepted connection (wb_conn_t), those refused for their
+     * resets and waiting to be closed, and the cap (server.c pauses the
+     * listener at it) */
+    h2o_linklist_t conns, refused;
     unsigned nconns, max_connections;
+    uint64_t conn_scan_ms;    /* the last look at every HTTP/2 connection */
     int accept_paused;        /* the listener is not read: at the cap, or out of fds */
     uint64_t accept_retry_ms; /* out of fds: when to try again */
     int draining;

@@ -1,14 +1,210 @@
-"""HTTP/2 and connection abuse (issue 18): HTTP/2 switched off, the
-connection cap, a low file-descriptor limit, and half-open connections.
-Each test prints what each side saw."""
+"""HTTP/2 and connection abuse (issue 18): the rapid-reset pattern
+(CVE-2023-44487) against legitimate clients on their own connections,
+HTTP/2 switched off, the connection cap, a low file-descriptor limit, and
+half-open connections. Each test prints what each side saw."""
+import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 
+import h2.config
+import h2.connection
+import h2.events
+
 import harness
 
+LIB = os.path.join(os.path.dirname(__file__), "..", "lib")
 PIRIOD = {"event": "payment.created", "object_id": "pay_1"}
+ATTACK_TOPIC = "webhooks.piriod.attack.reset"
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * p))] if xs else float("nan")
+
+
+class H2Client:
+    """One HTTP/2 connection (prior knowledge), one request at a time."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        self.conn.initiate_connection()
+        self.sock.sendall(self.conn.data_to_send())
+
+    def post(self, path, body):
+        sid = self.conn.get_next_available_stream_id()
+        self.conn.send_headers(sid, [(":method", "POST"), (":path", path), (":scheme", "http"),
+                                     (":authority", "127.0.0.1"),
+                                     ("content-type", "application/json"),
+                                     ("content-length", str(len(body)))])
+        self.conn.send_data(sid, body, end_stream=True)
+        self.sock.sendall(self.conn.data_to_send())
+        status, data = None, b""
+        while True:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            for ev in self.conn.receive_data(chunk):
+                if isinstance(ev, h2.events.ResponseReceived) and ev.stream_id == sid:
+                    status = int(dict(ev.headers)[b":status"])
+                elif isinstance(ev, h2.events.DataReceived) and ev.stream_id == sid:
+                    data += ev.data
+                    self.conn.acknowledge_received_data(ev.flow_controlled_length, sid)
+                elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id == sid:
+                    self.sock.sendall(self.conn.data_to_send())
+                    return status, data
+                elif isinstance(ev, h2.events.ConnectionTerminated):
+                    raise ConnectionError(f"GOAWAY {ev.error_code}")
+            self.sock.sendall(self.conn.data_to_send())
+
+    def close(self):
+        self.sock.close()
+
+
+class Legit:
+    """A provider posting webhooks one after the other on one connection
+    (HTTP/1.1 keep-alive or HTTP/2), timing each answer."""
+
+    def __init__(self, bridge, http2):
+        self.bridge, self.http2 = bridge, http2
+        self.lat, self.bad, self.stop = [], [], threading.Event()
+        self.thread = None
+
+    def run(self, n=None):
+        client = H2Client(self.bridge.port) if self.http2 else None
+        i = 0
+        try:
+            while not self.stop.is_set() and (n is None or i < n):
+                body = {"event": "legit.h2" if self.http2 else "legit.h1",
+                        "object_id": f"legit-{i}"}
+                t = time.monotonic()
+                if self.http2:
+                    status, _ = client.post("/webhooks/piriod", json.dumps(body).encode())
+                else:
+                    status = self.bridge.post("piriod", body).status_code
+                self.lat.append((time.monotonic() - t) * 1000)
+                if status != 200:
+                    self.bad.append(status)
+                i += 1
+        finally:
+            if client is not None:
+                client.close()
+
+    def start(self):
+        self.lat, self.bad = [], []
+        self.thread = threading.Thread(target=self.run)
+        self.thread.start()
+
+    def finish(self):
+        self.stop.set()
+        self.thread.join()
+        self.stop.clear()
+
+    def figures(self):
+        return {"requests": len(self.lat), "failed": len(self.bad),
+                "p50_ms": round(pct(self.lat, 0.5), 1), "p99_ms": round(pct(self.lat, 0.99), 1),
+                "max_ms": round(max(self.lat), 1) if self.lat else None}
+
+
+def attack(port, seconds, connections, tag):
+    out = subprocess.run([sys.executable, os.path.join(LIB, "rapidreset.py"), "127.0.0.1",
+                          str(port), str(seconds), str(connections), "/webhooks/piriod", tag],
+                         capture_output=True, text=True, timeout=seconds + 60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def records_of(bootstrap, topic):
+    """Every record of topic, as its CloudEvent."""
+    ends = harness.end_offsets(bootstrap, topic)
+    want = sum(ends.values())
+    c = harness.consumer(bootstrap)
+    got = []
+    try:
+        c.assign([harness.TopicPartition(topic, p, 0) for p in ends])
+        deadline = time.time() + 60
+        while len(got) < want and time.time() < deadline:
+            for m in c.consume(1000, 0.5):
+                if not m.error():
+                    got.append(json.loads(m.value()))
+    finally:
+        c.close()
+    return got
+
+
+def test_rapid_reset_attackers_are_closed_and_legitimate_clients_keep_their_latency():
+    """Two attacking connections at a time (HEADERS, DATA, RST_STREAM as fast
+    as the socket takes them, a new connection whenever one is closed) while
+    one HTTP/1.1 and one HTTP/2 provider post webhooks on their own
+    connections. Each attacking connection is closed (GOAWAY
+    ENHANCE_YOUR_CALM) within a second; the providers' p99 stays within a
+    few times the one measured before the attack; no record is written for
+    a stream after its connection was refused (every record's stream id is
+    at most the GOAWAY's last stream id); the legitimate HTTP/2 connection
+    is never refused."""
+    with harness.Standin() as kafka, harness.Bridge(kafka.bootstrap) as bridge:
+        bridge.wait_ready()
+        legit = [Legit(bridge, http2=False), Legit(bridge, http2=True)]
+        for lg in legit:  # warm up: topics known, connections open
+            lg.run(n=20)
+        base = []
+        for lg in legit:
+            lg.start()
+        time.sleep(4)
+        for lg in legit:
+            lg.finish()
+            base.append(lg.figures())
+        for lg in legit:
+            lg.start()
+        results = attack(bridge.port, 6, 2, "rr")
+        for lg in legit:
+            lg.finish()
+        during = [lg.figures() for lg in legit]
+        refused = [l for l in bridge.stdout_lines() if l["msg"].startswith("HTTP/2 connection refused")]
+        metrics = bridge.metrics()
+        written = harness.total_records(kafka.bootstrap, [ATTACK_TOPIC])  # end offsets
+        records = records_of(kafka.bootstrap, ATTACK_TOPIC)  # those the mock still keeps
+
+        errors = [r for r in results if "error" in r]
+        conns = [r for r in results if "error" not in r]
+        closed = [r for r in conns if r["closed_by_server"]]
+        ended_by_us = [r for r in conns if not r["closed_by_server"]]
+        close_ms = [r["closed_after_ms"] for r in closed]
+        sent = sum(r["streams"] for r in conns)
+        last = {r["connection"]: r["goaway_last_stream"] for r in conns}
+        late = []
+        for rec in records:
+            _, conn, sid = rec["subject"].rsplit("-", 2)
+            bound = last.get(int(conn))
+            if bound is not None and int(sid) > bound:
+                late.append(rec["subject"])
+        print("\nrapid reset, 2 attacking connections at a time for 6 s:")
+        print(f"  attacker: {len(conns)} connections ({len(errors)} failed to connect), "
+              f"{sent} streams sent; {len(closed)} closed by the bridge, "
+              f"{sum(1 for r in conns if r['goaway_error'] == 11)} with GOAWAY "
+              f"ENHANCE_YOUR_CALM; closed after p50 {pct(close_ms, 0.5)} ms, "
+              f"max {max(close_ms) if close_ms else None} ms of attack")
+        print(f"  bridge: {len(refused)} connections refused, "
+              f"{int(metrics['webhook_bridge_http2_resets_total'])} resets counted; "
+              f"{written} attack records written (streams before the refusal); of the "
+              f"{len(records)} read back, {len(late)} for streams after it")
+        for name, b, d in zip(("HTTP/1.1", "HTTP/2"), base, during):
+            print(f"  legitimate {name}: before {b}, during {d}")
+
+        assert closed, results[:3]
+        assert len(ended_by_us) <= 2, ended_by_us  # only those the time limit ended
+        assert max(close_ms) < 1000, close_ms
+        assert len(refused) >= len(closed) - 2
+        assert late == []
+        for b, d in zip(base, during):
+            assert d["failed"] == 0 and b["failed"] == 0, (b, d)
+            assert d["requests"] > 20, d
+            assert d["p99_ms"] < max(5 * b["p99_ms"], 250), (b, d)
+        bridge.check_sanitizers()
 
 
 def test_http2_off_answers_the_preface_as_a_bad_http1_request():
