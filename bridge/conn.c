@@ -23,12 +23,17 @@
 #include <h2o/http2.h>
 #include <h2o/http2_internal.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 
 /* How often every HTTP/2 connection is looked at, for resets of streams
  * that never reached the handler (the handler counts the others at once). */
 #define WB_CONN_SCAN_MS 100
+/* For this long after a refusal, the peer's new connections start with an
+ * empty budget (they earn it by letting streams finish). */
+#define WB_CONN_PENALTY_MS 60000
 /* A refused connection is closed after this even if h2o has not closed it
  * itself (streams still waiting for Kafka keep it open). */
 #define WB_CONN_REFUSE_GRACE_MS 100
@@ -58,6 +63,51 @@ static void on_close(void *data)
     free(c);
 }
 
+/* The peer's address alone (no port), as the table keeps it. */
+static int peer_key(h2o_socket_t *sock, unsigned char addr[16], int *family)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = h2o_socket_getpeername(sock, (struct sockaddr *)&ss);
+    memset(addr, 0, 16);
+    *family = ss.ss_family;
+    if (len >= sizeof(struct sockaddr_in) && ss.ss_family == AF_INET) {
+        memcpy(addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+        return 0;
+    }
+    if (len >= sizeof(struct sockaddr_in6) && ss.ss_family == AF_INET6) {
+        memcpy(addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+        return 0;
+    }
+    return -1;
+}
+
+static struct wb_conn_peer *find_peer(wb_worker_t *w, const unsigned char addr[16], int family)
+{
+    uint64_t now = h2o_now(w->ctx.loop);
+    unsigned n = w->refused_peer_seq < WB_REFUSED_PEERS ? w->refused_peer_seq : WB_REFUSED_PEERS;
+    for (unsigned i = 0; i < n; i++) {
+        struct wb_conn_peer *p = &w->refused_peers[i];
+        if (p->family == family && p->until_ms > now && memcmp(p->addr, addr, 16) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+/* Remembers the peer of a refused connection for WB_CONN_PENALTY_MS. */
+static void remember_peer(wb_worker_t *w, h2o_socket_t *sock)
+{
+    unsigned char addr[16];
+    int family;
+    if (peer_key(sock, addr, &family) != 0)
+        return;
+    struct wb_conn_peer *p = find_peer(w, addr, family);
+    if (p == NULL)
+        p = &w->refused_peers[w->refused_peer_seq++ % WB_REFUSED_PEERS];
+    memcpy(p->addr, addr, 16);
+    p->family = family;
+    p->until_ms = h2o_now(w->ctx.loop) + WB_CONN_PENALTY_MS;
+}
+
 int wb_conn_open(wb_worker_t *w, h2o_socket_t *sock)
 {
     wb_conn_t *c = calloc(1, sizeof(*c));
@@ -66,6 +116,12 @@ int wb_conn_open(wb_worker_t *w, h2o_socket_t *sock)
     c->w = w;
     c->sock = sock;
     c->budget = w->cfg->http2_max_resets;
+    if (w->refused_peer_seq > 0) { /* a peer refused lately starts with nothing */
+        unsigned char addr[16];
+        int family;
+        if (peer_key(sock, addr, &family) == 0 && find_peer(w, addr, family) != NULL)
+            c->budget = 0;
+    }
     h2o_linklist_insert(&w->conns, &c->node);
     w->nconns++;
     atomic_fetch_add_explicit(&w->stats.connections, 1, memory_order_relaxed);
@@ -118,6 +174,7 @@ static void refuse(wb_conn_t *c, h2o_http2_conn_t *h2)
         c->refused_ms = 1;
     h2o_linklist_insert(&w->refused, &c->refused_node);
     atomic_fetch_add_explicit(&w->stats.http2_refused, 1, memory_order_relaxed);
+    remember_peer(w, c->sock);
 
     struct sockaddr_storage ss;
     char host[NI_MAXHOST] = "";
