@@ -143,8 +143,8 @@ static int account(wb_conn_t *c, h2o_http2_conn_t *h2)
 {
     const wb_config_t *cfg = c->w->cfg;
     int64_t opened = ((int64_t)h2->pull_stream_ids.max_open + 1) / 2;
-    /* an answered stream is still open until its last frame is written:
-     * for that while the count is low, hence only its growth is spent */
+    /* an answered stream stays open until its last frame is written, and
+     * the count is one low meanwhile: only its growth is spent */
     int64_t resets = opened - (int64_t)h2->num_streams.pull.open - (int64_t)c->answered;
     int64_t max = cfg->http2_max_resets;
 
