@@ -244,6 +244,22 @@ static void render(wb_admin_t *a, wb_buf_t *b)
                   "webhook_bridge_producer_queue_max_messages %ld\n",
                   SUM(inflight), SUM(producer_queue),
                   a->view->producer_queue_max * (long)a->view->nworkers);
+    wb_buf_printf(b,
+                  "# HELP webhook_bridge_connections Webhook connections open.\n"
+                  "# TYPE webhook_bridge_connections gauge\nwebhook_bridge_connections %lu\n"
+                  "# HELP webhook_bridge_accept_paused_total Times the webhook listener stopped "
+                  "accepting (max_connections reached, or no file descriptor left).\n"
+                  "# TYPE webhook_bridge_accept_paused_total counter\n"
+                  "webhook_bridge_accept_paused_total %lu\n"
+                  "# HELP webhook_bridge_http2_resets_total HTTP/2 streams that ended before "
+                  "their answer (client reset).\n"
+                  "# TYPE webhook_bridge_http2_resets_total counter\n"
+                  "webhook_bridge_http2_resets_total %lu\n"
+                  "# HELP webhook_bridge_http2_refused_total HTTP/2 connections closed (GOAWAY "
+                  "ENHANCE_YOUR_CALM) for resetting streams faster than they let them finish.\n"
+                  "# TYPE webhook_bridge_http2_refused_total counter\n"
+                  "webhook_bridge_http2_refused_total %lu\n",
+                  SUM(connections), SUM(accept_paused), SUM(http2_resets), SUM(http2_refused));
     wb_buf_printf(b, "# HELP webhook_bridge_kafka_errors_total Failed Kafka writes by error.\n"
                      "# TYPE webhook_bridge_kafka_errors_total counter\n");
     for (unsigned i = 0; i < WB_KERR_SLOTS; i++)

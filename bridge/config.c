@@ -37,6 +37,12 @@ static const struct setting {
     S("server", "max_json_tokens", "BRIDGE_MAX_JSON_TOKENS", T_UINT, max_tokens, 16, 10000000),
     S("server", "ready_requires_kafka", "BRIDGE_READY_REQUIRES_KAFKA", T_BOOL, ready_requires_kafka,
       0, 0),
+    S("server", "max_connections", "BRIDGE_MAX_CONNECTIONS", T_UINT, max_connections, 1, 1000000),
+    S("server", "http2", "BRIDGE_HTTP2", T_BOOL, http2, 0, 0),
+    S("server", "http2_max_resets", "BRIDGE_HTTP2_MAX_RESETS", T_UINT, http2_max_resets, 0,
+      1000000),
+    S("server", "http2_reset_ratio", "BRIDGE_HTTP2_RESET_RATIO", T_UINT, http2_reset_ratio, 0,
+      1000),
     S("kafka", "brokers", "BRIDGE_KAFKA_BROKERS", T_STR, brokers, 0, 0),
     S("kafka", "mock_brokers", "BRIDGE_KAFKA_MOCK_BROKERS", T_UINT, mock_brokers, 1, 9),
     S("kafka", "topic_prefix", "BRIDGE_KAFKA_TOPIC_PREFIX", T_TOPIC, topic_prefix, 1, 0),
@@ -116,12 +122,13 @@ static int apply_setting(wb_config_t *cfg, const struct setting *s, const char *
         return WB_OK;
     }
     case T_BOOL:
-        if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0)
+        if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0 || strcmp(value, "on") == 0)
             *(int *)field = 1;
-        else if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0)
+        else if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0 ||
+                 strcmp(value, "off") == 0)
             *(int *)field = 0;
         else
-            return wb_errf(err, errsz, WB_ERR_CONFIG, "'%s' is not true or false", value);
+            return wb_errf(err, errsz, WB_ERR_CONFIG, "'%s' is not on, off, true or false", value);
         return WB_OK;
     case T_LEVEL: {
         static const char *const names[] = {"debug", "info", "warn", "error"};
@@ -427,6 +434,10 @@ static int set_defaults(wb_config_t *cfg)
     memset(cfg, 0, sizeof(*cfg));
     cfg->threads = 1;
     cfg->max_inflight = 10000;
+    cfg->max_connections = 10000;
+    cfg->http2 = 1;
+    cfg->http2_max_resets = 200;
+    cfg->http2_reset_ratio = 2;
     cfg->drain_timeout_ms = 20000;
     cfg->log_level = WB_LOG_INFO;
     cfg->max_depth = 64;

@@ -36,6 +36,12 @@ typedef struct {
     unsigned max_depth;
     unsigned max_tokens;
     int ready_requires_kafka; /* /readyz also wants a broker connection up */
+    unsigned max_connections; /* webhook connections open at once, whole process */
+    int http2;                /* serve HTTP/2 (prior knowledge, h2c upgrade) */
+    /* an HTTP/2 connection may end this many streams before their answer,
+     * earning http2_reset_ratio more per stream answered (0: no bound) */
+    unsigned http2_max_resets;
+    unsigned http2_reset_ratio;
     /* [kafka] */
     char *brokers; /* NULL: embedded mock cluster */
     unsigned mock_brokers;

@@ -11,6 +11,7 @@
  * Detach before any h2o_send*, which may free the request at once. */
 #include "ingest.h"
 #include "auth.h"
+#include "conn.h"
 #include "event.h"
 #include "log.h"
 #include "spool.h"
@@ -38,6 +39,7 @@ typedef enum {
     E_DRAINING,
     E_UNSAFE_TOPIC,
     E_SPOOL,
+    E_RESETS,
 } wb_ingest_err_t;
 
 /* status 0: a failure answer, whose code comes from the provider's
@@ -60,6 +62,8 @@ static const struct {
     [E_OVERLOADED] = {0, NULL, "overloaded", "too many requests in flight"},
     [E_DRAINING] = {0, NULL, "draining", "shutting down, retry"},
     [E_SPOOL] = {0, NULL, "spool_full", "the spool could not keep the event (full, or the disk)"},
+    [E_RESETS] = {0, NULL, "too_many_resets",
+                  "this HTTP/2 connection reset too many streams and is being closed"},
     [E_UNSAFE_TOPIC] = {0, NULL, "topic_unsafe",
                         "the event's topic has too few replicas to keep it (refuse_unsafe_topics)"},
 };
@@ -174,6 +178,7 @@ static void send_json(h2o_req_t *req, int status, const char *reason, const char
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
                    H2O_STRLIT("no-store"));
     req->res.content_length = len;
+    wb_conn_answered(req);
     h2o_send_inline(req, body, len);
 }
 
@@ -915,6 +920,9 @@ int wb_ingest_on_req(h2o_handler_t *self, h2o_req_t *req)
         return reject(req, prov, pi, E_METHOD, NULL, NULL);
     if (w->draining)
         return reject(req, prov, pi, E_DRAINING, NULL, NULL);
+    /* a connection over its reset budget: nothing of it reaches Kafka */
+    if (wb_conn_admit(req) != 0)
+        return reject(req, prov, pi, E_RESETS, NULL, NULL);
     if (req->entity.len > prov->max_body)
         return reject(req, prov, pi, E_TOO_LARGE, NULL, NULL);
     if (!content_type_ok(req))

@@ -5,6 +5,7 @@
  * their true answer, 503 what is left at the bound, flush, stop.
  * Must not: know webhooks (ingest.c) or metrics text (admin.c). */
 #include "server.h"
+#include "conn.h"
 #include "ingest.h"
 #include "log.h"
 #include "worker.h"
@@ -17,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -79,6 +82,21 @@ int wb_server_listen(const char *addr, int reuseport, char *err, size_t errsz)
     return fd;
 }
 
+static uint64_t mono_ms(void);
+
+/* Stops reading the listener: the kernel keeps what comes in its backlog
+ * (listen(2)'s 4096) until a connection closes (wb_conn_tick's caller
+ * resumes) or, out of descriptors, for a while. */
+static void pause_accepting(wb_worker_t *w, uint64_t retry_ms)
+{
+    if (!w->accept_paused) {
+        h2o_socket_read_stop(w->listener);
+        w->accept_paused = 1;
+        atomic_fetch_add_explicit(&w->stats.accept_paused, 1, memory_order_relaxed);
+    }
+    w->accept_retry_ms = retry_ms;
+}
+
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     wb_worker_t *w = listener->data;
@@ -86,8 +104,38 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     if (err != NULL)
         return;
     /* accept a few at once: cheaper under a connection storm */
-    for (int i = 0; i < 16 && (sock = h2o_evloop_socket_accept(listener)) != NULL; i++)
+    for (int i = 0; i < 16; i++) {
+        if (w->nconns >= w->max_connections) {
+            pause_accepting(w, 0);
+            return;
+        }
+        errno = 0;
+        if ((sock = h2o_evloop_socket_accept(listener)) == NULL) {
+            /* out of descriptors: the listener would stay readable and the
+             * loop spin on it; the connection waits in the backlog instead */
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                wb_logf(WB_LOG_WARN, "accept: %s; not accepting for 100 ms", strerror(errno));
+                pause_accepting(w, mono_ms() + 100);
+            }
+            return;
+        }
+        if (wb_conn_open(w, sock) != WB_OK) {
+            h2o_socket_close(sock);
+            continue;
+        }
         h2o_accept(&w->accept_ctx, sock);
+    }
+}
+
+/* Reads the listener again once under the cap (and past an fd shortage). */
+static void resume_accepting(wb_worker_t *w)
+{
+    if (!w->accept_paused || w->listener == NULL || w->nconns >= w->max_connections ||
+        (w->accept_retry_ms != 0 && mono_ms() < w->accept_retry_ms))
+        return;
+    w->accept_paused = 0;
+    w->accept_retry_ms = 0;
+    h2o_socket_read_start(w->listener, on_accept);
 }
 
 static void stop_accepting(wb_worker_t *w)
@@ -186,6 +234,8 @@ static void *worker_main(void *arg)
          * a wake-up byte each time its queue is non-empty after a poll: none
          * is lost. */
         h2o_evloop_run(loop, 50);
+        wb_conn_tick(w);
+        resume_accepting(w);
         wb_ingest_tick(w);
         wb_log_flush();
         publish_gauges(w);
@@ -243,6 +293,8 @@ static int worker_init(wb_server_t *srv, wb_worker_t *w, unsigned id, const char
     h2o_linklist_init_anchor(&w->pending);
     h2o_linklist_init_anchor(&w->held);
     h2o_linklist_init_anchor(&w->spooling);
+    h2o_linklist_init_anchor(&w->conns);
+    h2o_linklist_init_anchor(&w->refused);
     wb_json_init(&w->json, cfg->max_tokens);
     w->kafka = wb_kafka_new(cfg, bootstrap, NULL, wb_ingest_on_report, w, err, errsz);
     if (w->kafka == NULL)
@@ -257,6 +309,50 @@ static int worker_init(wb_server_t *srv, wb_worker_t *w, unsigned id, const char
     return 0;
 }
 
+/* Descriptors left under RLIMIT_NOFILE once start-up has opened its own
+ * (producers, their broker sockets, the spool, the listeners). */
+static long fd_headroom(void)
+{
+    struct rlimit rl;
+    long open_fds = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || d == NULL) {
+        if (d != NULL)
+            closedir(d);
+        return -1;
+    }
+    while (readdir(d) != NULL)
+        open_fds++;
+    closedir(d);
+    return (long)rl.rlim_cur - (open_fds - 2); /* "." and ".." */
+}
+
+/* max_connections, split over the workers; lowered to what the descriptor
+ * limit allows, keeping some for Kafka (a broker connection each, more
+ * brokers learnt later) and the admin listener's clients, so that the
+ * bridge stops accepting before accept(2) fails. */
+static void set_connection_caps(wb_server_t *srv)
+{
+    unsigned cap = srv->cfg->max_connections;
+    long headroom = fd_headroom();
+    if (headroom >= 0) {
+        long reserve = headroom / 2 < 64 ? headroom / 2 : 64;
+        long allowed = headroom - reserve < 1 ? 1 : headroom - reserve;
+        if ((long)cap > allowed) {
+            wb_log_t l;
+            wb_log_begin(&l, WB_LOG_WARN,
+                         "max_connections lowered to what the file descriptor limit allows");
+            wb_log_int(&l, "max_connections", cap);
+            wb_log_int(&l, "lowered_to", allowed);
+            wb_log_int(&l, "fds_free", headroom);
+            wb_log_end(&l);
+            cap = (unsigned)allowed;
+        }
+    }
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        srv->workers[i].max_connections = (cap + srv->nworkers - 1) / srv->nworkers;
+}
+
 wb_server_t *wb_server_new(const wb_config_t *cfg, const char *bootstrap, char *err, size_t errsz)
 {
     wb_server_t *srv = calloc(1, sizeof(*srv));
@@ -269,6 +365,8 @@ wb_server_t *wb_server_new(const wb_config_t *cfg, const char *bootstrap, char *
      * answers with the JSON error of the provider's own limit */
     srv->globalconf.max_request_entity_size = wb_config_max_body(cfg) * 2 + 4096;
     srv->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("webhook-bridge"));
+    /* off: the HTTP/2 preface is a bad HTTP/1 request (400), Upgrade: h2c ignored */
+    srv->globalconf.http1.upgrade_to_http2 = cfg->http2;
     h2o_hostconf_t *host =
         h2o_config_register_host(&srv->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pc = h2o_config_register_path(host, "/webhooks/", 0);
@@ -309,6 +407,7 @@ wb_server_t *wb_server_new(const wb_config_t *cfg, const char *bootstrap, char *
     for (unsigned i = 0; i < srv->nworkers; i++)
         if (worker_init(srv, &srv->workers[i], i, bootstrap, err, errsz) != 0)
             goto fail;
+    set_connection_caps(srv);
     srv->view.nworkers = srv->nworkers;
     srv->view.workers = srv->stats;
     srv->view.draining = &drain_requested;

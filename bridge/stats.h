@@ -38,6 +38,10 @@ typedef struct {
     atomic_ulong latency_sum_us;
     atomic_ulong kafka_errors[WB_KERR_SLOTS];
     atomic_long inflight;
+    atomic_long connections;    /* webhook connections open */
+    atomic_ulong http2_refused; /* HTTP/2 connections closed for their resets */
+    atomic_ulong http2_resets;  /* streams ended before their answer */
+    atomic_ulong accept_paused; /* times the listener paused (cap, fds) */
     /* gauges of the worker's producer, refreshed by its loop */
     atomic_long producer_queue; /* records queued or in flight */
     atomic_int brokers_up;      /* connections up to brokers known from metadata */

@@ -27,6 +27,9 @@ typedef struct {
     atomic_long spooled_pending[WB_MAX_PROVIDERS];
 } wb_shared_t;
 
+/* Peers remembered per worker after a refusal (the oldest is forgotten). */
+#define WB_REFUSED_PEERS 64
+
 /* A worker's h2o objects (loop, context, sockets) are created on the
  * worker's own thread: libh2o's socket buffer allocator is thread-local. */
 typedef struct wb_worker {
@@ -47,6 +50,22 @@ typedef struct wb_worker {
     h2o_linklist_t spooling; /* wb_pending_t added to the spool, until durable */
     int spool_dirty;         /* removals to commit */
     unsigned max_inflight;
+    /* conn.c: every accepted connection (wb_conn_t), those refused for their
+     * resets and waiting to be closed, and the cap (server.c pauses the
+     * listener at it) */
+    h2o_linklist_t conns, refused;
+    unsigned nconns, max_connections;
+    uint64_t conn_scan_ms;    /* the last look at every HTTP/2 connection */
+    int accept_paused;        /* the listener is not read: at the cap, or out of fds */
+    uint64_t accept_retry_ms; /* out of fds: when to try again */
+    /* conn.c: peers whose HTTP/2 connection was refused lately; their new
+     * connections start without a reset budget */
+    struct wb_conn_peer {
+        unsigned char addr[16];
+        int family;
+        uint64_t until_ms;
+    } refused_peers[WB_REFUSED_PEERS];
+    unsigned refused_peer_seq; /* entries ever added: the ring's next slot */
     int draining;
     wb_stats_t stats;
     pthread_t tid;

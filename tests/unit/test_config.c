@@ -157,6 +157,10 @@ static void expect_defaults(const fx_t *f)
     assert_string_equal(cfg->admin_listen, "0.0.0.0:9090");
     assert_int_equal(cfg->threads, 1);
     assert_int_equal(cfg->max_inflight, 10000);
+    assert_int_equal(cfg->max_connections, 10000);
+    assert_true(cfg->http2);
+    assert_int_equal(cfg->http2_max_resets, 200);
+    assert_int_equal(cfg->http2_reset_ratio, 2);
     assert_int_equal(cfg->drain_timeout_ms, 20000);
     assert_int_equal(cfg->log_level, WB_LOG_INFO);
     assert_int_equal(cfg->max_depth, 64);
@@ -405,9 +409,11 @@ static void test_env_overrides(void **state)
     fx_t *f = *state;
     char *env[] = {"BRIDGE_LISTEN=127.0.0.1:1", "BRIDGE_ADMIN_LISTEN=:9999", "BRIDGE_THREADS=8",
                    "BRIDGE_MAX_INFLIGHT=42", "BRIDGE_DRAIN_TIMEOUT_MS=0", "BRIDGE_LOG_LEVEL=warn",
-                   "BRIDGE_MAX_JSON_DEPTH=1000", "BRIDGE_MAX_JSON_TOKENS=16",
-                   "BRIDGE_KAFKA_BROKERS=b1:9092,b2:9092", "BRIDGE_KAFKA_MOCK_BROKERS=9",
-                   "BRIDGE_KAFKA_TOPIC_PREFIX=t", "BRIDGE_RDKAFKA_LINGER_MS=50",
+                   "BRIDGE_MAX_CONNECTIONS=7", "BRIDGE_HTTP2=off", "BRIDGE_HTTP2_MAX_RESETS=0",
+                   "BRIDGE_HTTP2_RESET_RATIO=5", "BRIDGE_MAX_JSON_DEPTH=1000",
+                   "BRIDGE_MAX_JSON_TOKENS=16", "BRIDGE_KAFKA_BROKERS=b1:9092,b2:9092",
+                   "BRIDGE_KAFKA_MOCK_BROKERS=9", "BRIDGE_KAFKA_TOPIC_PREFIX=t",
+                   "BRIDGE_RDKAFKA_LINGER_MS=50",
                    "BRIDGE_RDKAFKA_QUEUE_BUFFERING_MAX_MESSAGES=1000",
                    "BRIDGE_PROVIDER_PIRIOD_DEADLINE_MS=3000", "BRIDGE_PROVIDER_SHOPERTI_KEY=id",
                    "BRIDGE_PROVIDER_BONIFIQ_DEADLETTER_STATUS=400",
@@ -421,6 +427,10 @@ static void test_env_overrides(void **state)
     assert_string_equal(cfg->admin_listen, ":9999");
     assert_int_equal(cfg->threads, 8);
     assert_int_equal(cfg->max_inflight, 42);
+    assert_int_equal(cfg->max_connections, 7);
+    assert_false(cfg->http2);
+    assert_int_equal(cfg->http2_max_resets, 0);
+    assert_int_equal(cfg->http2_reset_ratio, 5);
     assert_int_equal(cfg->drain_timeout_ms, 0);
     assert_int_equal(cfg->log_level, WB_LOG_WARN);
     assert_int_equal(cfg->max_depth, 1000);
@@ -574,6 +584,23 @@ static void test_file_errors(void **state)
     assert_int_equal(prov(f, "piriod")->deadline_ms, 5000);
     assert_int_equal(f->cfg.nproviders, 3);
     assert_int_equal(f->cfg.nroutes, 0);
+}
+
+/* The HTTP/2 and connection keys: on/off like the provider switches, bounded numbers. */
+static void test_http2_keys(void **state)
+{
+    fx_t *f = *state;
+    EXPECT_ERRORS(f,
+                  "[server]\n"
+                  "http2 = maybe\n"
+                  "http2_reset_ratio = 1001\n"
+                  "max_connections = 0\n",
+                  NULL, "%s:2: [server] http2: 'maybe' is not on, off, true or false",
+                  "%s:3: [server] http2_reset_ratio: 1001 is outside [0, 1000]",
+                  "%s:4: [server] max_connections: 0 is outside [1, 1000000]");
+    load_ok(f, write_ini(f, "[server]\nhttp2 = off\nhttp2_max_resets = 10\n"), NULL);
+    assert_false(f->cfg.http2);
+    assert_int_equal(f->cfg.http2_max_resets, 10);
 }
 
 static void test_file_errors_more(void **state)
@@ -908,6 +935,7 @@ int main(void)
         FX(test_addresses),
         FX(test_env_wins_over_file),
         FX(test_file_errors),
+        FX(test_http2_keys),
         FX(test_file_errors_more),
         FX(test_env_errors),
         FX(test_several_errors),
