@@ -133,7 +133,9 @@ def wait_bridge_healthy(proc, admin, log_path, timeout=60):
         time.sleep(0.2)
 
 
-def check(bridge, consumer=None, keep=False):
+def check(bridge, consumer=None, keep=False, also=None):
+    """also(bootstrap, log), when given, runs while all three brokers are up,
+    after the bridge's and the consumer's checks."""
     compose = load_compose()
     cluster = kraft.Cluster(keep=keep)
     bridge_proc = None
@@ -202,6 +204,9 @@ def check(bridge, consumer=None, keep=False):
                 assert (f"event topic={r['topic']} partition={r['partition']} "
                         f"offset={r['offset']} ") in res.stdout, (provider, res.stdout)
             log("the consumer printed the three events")
+
+        if also is not None:
+            also(env["BRIDGE_KAFKA_BROKERS"], log)
 
         cluster.kill(cluster.ids[-1])
         status, answer = post_until_200(piriod_url, payment, {}, "one broker down")

@@ -26,4 +26,29 @@ def test_compose_kafka_for_real():
         consumer = c if c.is_file() else None
     import real_kafka
 
-    real_kafka.check(bridge, consumer)
+    real_kafka.check(bridge, consumer, also=examples_on)
+
+
+def examples_on(bootstrap, log):
+    """The consuming services of deploy/examples (Python, Go, Java, as
+    shipped) read what a bridge writes to this real cluster: their own tests
+    (tests/examples) with WB_EXAMPLES_BROKERS, which makes them write and
+    read there instead of on a stand-in."""
+    import subprocess
+    import time
+
+    examples = HERE.parent / "examples"
+    t = time.monotonic()
+    res = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         "-k", "example and not as_shipped and not bad_options",
+         "test_python.py", "test_go.py", "test_java.py"],
+        cwd=examples, env={**os.environ, "WB_EXAMPLES_BROKERS": bootstrap},
+        capture_output=True, text=True, timeout=900)
+    tail = (res.stdout + res.stderr)[-6000:]
+    assert res.returncode == 0, tail
+    import re
+
+    assert re.search(r"\b3 passed", res.stdout) and "skipped" not in res.stdout, tail
+    log(f"the Python, Go and Java examples read the bridge's records on this cluster "
+        f"({time.monotonic() - t:.0f} s)")
