@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 SECONDS = 10
-TARGETS = ["json"]
+TARGETS = ["json", "auth"]
 
 
 @pytest.mark.parametrize("target", TARGETS)

@@ -1,0 +1,67 @@
+"""seeds.py - writes the seed corpora of the fuzz targets other than json
+(tests/fuzz/corpus/<target>/) from tests/fixtures, in each target's input
+layout (see the comment at the top of fuzz_<target>.c). Run it again after
+changing a layout: python3 tests/fuzz/seeds.py"""
+import pathlib
+
+HERE = pathlib.Path(__file__).resolve().parent
+FIX = HERE.parent / "fixtures"
+
+
+def fixture(rel):
+    return (FIX / rel).read_bytes()
+
+
+def write(target, name, data):
+    d = HERE / "corpus" / target
+    d.mkdir(parents=True, exist_ok=True)
+    (d / name).write_bytes(data)
+
+
+def fields(*parts):
+    return b"\0".join(p if isinstance(p, bytes) else p.encode() for p in parts)
+
+
+# ---- auth: [method][flags][pos][mask] secret prefix allow proxies tolerance
+#            peer path id headers body
+F_BASE64, F_PREFIX, F_ALLOW, F_PROXIES, F_PEER, F_GEN, F_TOL, F_EXTRA = (1 << i for i in range(8))
+NONE, HEADER, HMAC, STANDARD, PATH = range(5)
+
+
+def auth(name, method, flags, secret, body, prefix="", allow="", proxies="", tol="", peer="",
+         path="", msgid="", headers=""):
+    head = bytes([method, flags, 7, 0x20])
+    write("auth", name, head + fields(secret, prefix, allow, proxies, tol, peer, path, msgid,
+                                      headers, body))
+
+
+piriod = fixture("piriod/payment-created.json")
+shoperti = fixture("shoperti/order-created.json")
+bonifiq = fixture("bonifiq/point-add.json")
+auth("none", NONE, 0, "", piriod)
+auth("header", HEADER, F_GEN, "s3cr3t-token-value", bonifiq,
+     headers="X-Token: s3cr3t-token-value")
+auth("header-two", HEADER, F_GEN | F_EXTRA, "old-token,new-token", bonifiq,
+     headers="X-Token: new-token\nX-Token-2: old-token")
+auth("header-raw", HEADER, 0, "old-token, new-token\tthird", bonifiq,
+     headers="X-Token:  old-token \nx-token: new-token")
+auth("hmac-hex", HMAC, F_GEN | F_PREFIX, "hmac-secret-one", shoperti, prefix="sha256=",
+     headers="X-Signature: sha256=b1c294b33a8b933a7f61c2a514eb9bf93f02f5021ba0bab6cec4873d19f7bd03")
+auth("hmac-b64", HMAC, F_GEN | F_BASE64, "hmac-secret-one", shoperti,
+     headers="X-Signature: scKUszqLkzp/YcKlFOub+T8C9QIboLq2zsSHPRn3vQM=")
+auth("hmac-raw", HMAC, F_BASE64, "k1,k2", shoperti, headers="X-Signature: scKUszqLkzp/YcKl==")
+auth("standard", STANDARD, F_GEN | F_TOL, "bridge-test-key-number-1", shoperti, tol="300",
+     msgid="msg_2KWPBgLlAfxdpx2AI54pPJ85f4W",
+     headers="webhook-id: msg_2KWPBgLlAfxdpx2AI54pPJ85f4W\nwebhook-timestamp: 1700000000\n"
+     "webhook-signature: v1,PpO7azZrq8tsmXZGQZpO+CGjAv0G+GvyFtHHCBybJ1s= v2,x")
+auth("standard-raw", STANDARD, F_EXTRA, "whsec_YnJpZGdlLXRlc3Qta2V5LXBhZGRlZC0yNQ==", b"",
+     headers="webhook-id: m\nwebhook-timestamp: 1699999701\nwebhook-signature: v1,AA== v1,QQ")
+auth("path", PATH, F_GEN, "k3Jd9-QzL2mX_8pVt4wR", piriod, path="k3Jd9-QzL2mX_8pVt4wR")
+auth("path-raw", PATH, 0, "k3Jd9-QzL2mX_8pVt4wR Zr71_newer-token.abcdEF", piriod,
+     path="Zr71_newer-token.abcdEF")
+auth("cidr-xff", HEADER, F_GEN | F_ALLOW | F_PROXIES | F_PEER, "tok-abcdefgh", bonifiq,
+     allow="203.0.113.0/24, 2001:db8::/32 ::ffff:192.0.2.0/120", proxies="10.0.0.0/8 fd00::/8",
+     peer="10.1.2.3", headers="X-Forwarded-For: 198.51.100.7, 203.0.113.9:443\n"
+     "X-Forwarded-For: [2001:db8::1]:8443, 10.0.0.2\nX-Token: tok-abcdefgh")
+auth("cidr-v6", PATH, F_GEN | F_ALLOW | F_PEER, "k3Jd9-QzL2mX_8pVt4wR", piriod,
+     allow="2001:db8::/32,10.0.0.1", peer="::ffff:10.0.0.1")
