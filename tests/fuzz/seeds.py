@@ -65,3 +65,35 @@ auth("cidr-xff", HEADER, F_GEN | F_ALLOW | F_PROXIES | F_PEER, "tok-abcdefgh", b
      "X-Forwarded-For: [2001:db8::1]:8443, 10.0.0.2\nX-Token: tok-abcdefgh")
 auth("cidr-v6", PATH, F_GEN | F_ALLOW | F_PEER, "k3Jd9-QzL2mX_8pVt4wR", piriod,
      allow="2001:db8::/32,10.0.0.1", peer="::ffff:10.0.0.1")
+
+
+# ---- provider: [provider][flags][receive time, 4 bytes] type id subject time required
+#                time_format key routes topic_prefix body
+PIRIOD, SHOPERTI, BONIFIQ, ACME = range(4)
+F_SETTINGS, F_KEY_ID = 1, 2
+T0 = (1700000000).to_bytes(4, "big")
+
+
+def provider(name, which, body, flags=0, settings=("",) * 7, routes="", prefix=""):
+    head = bytes([which, flags]) + T0
+    write("provider", name, head + fields(*settings, routes, prefix, body))
+
+
+for sub in ("piriod", "shoperti", "bonifiq"):
+    for f in sorted((FIX / sub).iterdir()):
+        provider(f"{sub}-{f.stem}", ["piriod", "shoperti", "bonifiq"].index(sub), f.read_bytes())
+for f in sorted((FIX / "invalid-shape").iterdir())[::2]:
+    which = ["piriod", "shoperti", "bonifiq"].index(f.stem.split("-")[0])
+    provider(f"invalid-{f.stem}", which, f.read_bytes())
+provider("acme-unix", ACME, b'{"kind":"Order.Paid","uid":"u-1","who":{"id":7},"at":1700000000.5}',
+         settings=("/kind,/type", "/uid", "/who/id", "/at", "id,subject,time", "unix", "id"),
+         routes="acme.order.*=orders\n*=all", prefix="prod")
+provider("acme-unix-ms", ACME, b'{"type":"a~b","id":12,"ts":1700000000123,"s":"x\\u00e9"}',
+         settings=("/type", "/id", "/s", "/ts", "time", "unix-ms", "subject"))
+provider("acme-rfc3339", ACME, b'{"e":{"n/m":"x"},"t":"2024-02-29T23:59:60.123+05:30"}',
+         settings=("/e/n~1m", "", "", "/t", "type", "rfc3339", ""))
+provider("acme-naive", ACME, b'{"a":["ev"],"t":"2024-01-01 00:00:00"}',
+         settings=("/a/0", "", "", "/t", "", "naive-utc", ""), flags=F_KEY_ID)
+provider("bonifiq-override", BONIFIQ, fixture("bonifiq/point-add.json"), flags=F_SETTINGS,
+         settings=("/Topic", "", "", "", "", "auto", ""))
+provider("acme-not-object", ACME, b'["not", "an", "object"]')

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 SECONDS = 10
-TARGETS = ["json", "auth"]
+TARGETS = ["json", "auth", "provider"]
 
 
 @pytest.mark.parametrize("target", TARGETS)
