@@ -97,3 +97,20 @@ provider("acme-naive", ACME, b'{"a":["ev"],"t":"2024-01-01 00:00:00"}',
 provider("bonifiq-override", BONIFIQ, fixture("bonifiq/point-add.json"), flags=F_SETTINGS,
          settings=("/Topic", "", "", "", "", "auto", ""))
 provider("acme-not-object", ACME, b'["not", "an", "object"]')
+
+
+# ---- route: [output size / 2] provider topic_prefix routes event
+def route(name, event, provider="piriod", prefix="", routes="", size=120):
+    write("route", name, bytes([size]) + fields(provider, prefix, routes, event))
+
+
+route("piriod", b"payment.created")
+route("shoperti", b"orders/created", provider="shoperti", routes="shoperti.orders.*=orders")
+route("bonifiq", b"Point_Add", provider="bonifiq", prefix="prod",
+      routes="bonifiq.point.*=loyalty\nbonifiq.[!p]*=other\n*=all")
+route("separators", b"__a..b--//C__", routes="*.a.?=x\n[=bad")
+route("unicode", "pay\u00e9\u2028x".encode(), routes="\\*=esc")
+route("long", b"x" * 300, size=255)
+route("small", b"ab.cd", size=5)
+route("empty", b"...", size=20)
+route("nul", b"a\0b", routes="piriod.a.b=nul")

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 SECONDS = 10
-TARGETS = ["json", "auth", "provider"]
+TARGETS = ["json", "auth", "provider", "route"]
 
 
 @pytest.mark.parametrize("target", TARGETS)
