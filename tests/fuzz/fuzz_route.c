@@ -145,8 +145,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* a provider name config.c accepts: [a-z0-9], at most 32 */
     int valid = provider.len <= 32;
-    for (size_t i = 0; i < provider.len; i++)
-        valid &= is_alnum((unsigned char)provider.p[i]) && !(provider.p[i] >= 'A' && provider.p[i] <= 'Z');
+    for (size_t i = 0; i < provider.len; i++) {
+        unsigned char c = (unsigned char)provider.p[i];
+        valid &= is_alnum(c) && !(c >= 'A' && c <= 'Z');
+    }
     if (valid)
         check_topic(&cfg, out);
     return 0;

@@ -114,3 +114,45 @@ route("long", b"x" * 300, size=255)
 route("small", b"ab.cd", size=5)
 route("empty", b"...", size=20)
 route("nul", b"a\0b", routes="piriod.a.b=nul")
+
+
+# ---- config: [flags] ini environment secret-file
+F_NO_FILE = 1
+SECRET_FILE = "/proc/self/fd/901"
+
+
+def config(name, ini, env="", secret=b"", flags=0):
+    write("config", name, bytes([flags]) + fields(ini, env, secret))
+
+
+ROOT = HERE.parent.parent
+config("example", (ROOT / "deploy" / "bridge.example.ini").read_bytes())
+config("k8s", (ROOT / "deploy" / "k8s" / "bridge.ini").read_bytes(),
+       env="BRIDGE_KAFKA_BROKERS=k1:9092\nWBFZ_PIRIOD=k3Jd9-QzL2mX_8pVt4wR\n"
+       "BRIDGE_PROVIDER_PIRIOD_AUTH=path\nBRIDGE_PROVIDER_PIRIOD_AUTH_SECRET_ENV=WBFZ_PIRIOD")
+config("every-section", "[server]\nlisten = 127.0.0.1:18080\nadmin_listen = [::1]:19090\n"
+       "threads = 4\nlog_level = DEBUG\nmax_json_depth = 32\n[kafka]\nbrokers = k1:9092\n"
+       "topic_prefix = prod.hooks\ndeadletter_topic = prod_dlq-1\n[librdkafka]\nlinger.ms = 5\n"
+       "acks = all\nenable.idempotence = true\n[routes]\npiriod.payment.* = payments\n* = all\n"
+       "[provider.piriod]\nkey = id\nauth = none\n[provider.shoperti]\nauth = none\n"
+       "enabled = false\n[provider.bonifiq]\nauth = none\ndeadletter_status = 400\n"
+       "failure_statuses = 503, 502\n[provider.acme]\nsource = https://acme.example\n"
+       "type = /meta/kind, /kind\nid = /meta/id\ntime_format = unix-ms\nrequired = id, time\n"
+       "auth = none\nunknown_topic = acme-all\n[spool]\ndir = /nonexistent\n")
+config("auth-methods", "[provider.shoperti]\nauth = hmac\nauth.header = X-Signature\n"
+       "auth.prefix = sha256=\nauth.encoding = base64\nauth.secret_env = WBFZ_HMAC\n"
+       "[provider.bonifiq]\nauth = header\nauth.header = X-Token\nauth.secret_file = "
+       + SECRET_FILE + "\nauth.header_2 = X-Two\nauth.secret_env_2 = WBFZ_HMAC\n"
+       "auth.allow_cidrs = 10.0.0.0/8, ::1\nauth.trusted_proxies = 10.1.0.0/16\n"
+       "[provider.acme]\nauth = standard-webhooks\nauth.secret_env = WBFZ_WHSEC\n"
+       "auth.tolerance_s = 60\n",
+       env="WBFZ_HMAC=one,two three\nWBFZ_WHSEC=whsec_YnJpZGdlLXRlc3Qta2V5LW51bWJlci0x",
+       secret=b"  token-one \n\ntoken-two\n")
+config("errors", "[server]\nthreads = 0\nnot a line\n[kafka\nlisten = x\n[librdkafka]\n"
+       "acks = 1\nno.such.property = 1\n[provider.Bad]\n[provider.piriod]\nauth = hmac\n"
+       "auth.secret = literal\ntype =\n  continued\n" + "x" * 300 + "\n")
+config("env-only", "", flags=F_NO_FILE,
+       env="BRIDGE_THREADS=8\nBRIDGE_LISTEN=:1\nBRIDGE_RDKAFKA_LINGER_MS=5\n"
+       "BRIDGE_PROVIDER_SHOPERTI_AUTH=standard-webhooks\n"
+       "BRIDGE_PROVIDER_SHOPERTI_AUTH_SECRET_FILE=" + SECRET_FILE + "\nBRIDGE_SERVICE_HOST=x",
+       secret=b"whsec_YnJpZGdlLXRlc3Qta2V5LXBhZGRlZC0yNQ==\n")
