@@ -243,6 +243,7 @@ typedef struct {
     hdrs_t hs;
     char sig[2][2048];
     char ts[32];
+    long delta; /* webhook-timestamp - now */
     char id[300];
     wb_auth_req_t req;
 } good_t;
@@ -310,7 +311,7 @@ static void credential(good_t *g, int method, const secret_t *sec, int base64, w
         g->id[i] = (id.p[i] == ' ' || id.p[i] == '\t') ? '_' : id.p[i];
     if (il == 0)
         g->id[il++] = 'm';
-    snprintf(g->ts, sizeof(g->ts), "%d", NOW);
+    snprintf(g->ts, sizeof(g->ts), "%ld", NOW + g->delta);
     wb_str_t parts[5] = {{g->id, il}, WB_STR("."), {g->ts, strlen(g->ts)}, WB_STR("."),
                          g->req.body};
     hmac(sec, parts, 5, mac);
@@ -329,7 +330,7 @@ static void credential(good_t *g, int method, const secret_t *sec, int base64, w
 /* The harness's own credential is accepted, a flipped one is refused. */
 static void differential(const wb_auth_conf_t *ac, int method, const secret_t *sec,
                          const hdrs_t *in, const wb_auth_req_t *base, unsigned flags,
-                         wb_str_t prefix, wb_str_t id, size_t pos, unsigned mask)
+                         wb_str_t prefix, wb_str_t id, size_t pos, unsigned mask, long tol)
 {
     static good_t g; /* large; the target runs on one thread */
     const char *code = NULL, *code2 = NULL;
@@ -360,6 +361,18 @@ static void differential(const wb_auth_conf_t *ac, int method, const secret_t *s
         body[pos % bl] ^= (char)mask;
         CHECK(verify(ac, &g.req, sec, 0, &code2) == WB_ERR_AUTH);
         CHECK(strcmp(code2, WB_AUTH_INVALID) == 0);
+    }
+
+    /* Standard Webhooks: a timestamp up to the tolerance away is accepted */
+    if (method == 3 && r == WB_OK) {
+        good_init(&g, in, base);
+        g.delta = (long)((pos * 7 + mask) % 1201) - 600;
+        credential(&g, method, sec, base64, prefix, id, extra, pos, mask, 0);
+        r2 = verify(ac, &g.req, sec, 0, &code2);
+        if (labs(g.delta) <= tol)
+            CHECK(r2 == WB_OK);
+        else
+            CHECK(r2 == WB_ERR_AUTH && strcmp(code2, WB_AUTH_TIMESTAMP) == 0);
     }
 }
 
@@ -452,8 +465,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         wb_str_t prefix = (flags & F_PREFIX) ? trim(f_prefix) : (wb_str_t){"", 0};
         if (method != 2)
             prefix.len = 0;
-        /* a tolerance under a second is refused above; NOW is exact */
-        differential(ac, method, &sec, &hs, &req, flags, prefix, f_id, pos, mask);
+        long tol = 300;
+        if (flags & F_TOLERANCE) {
+            char *t = wb_fz_cstr(trim(f_tol), 64);
+            tol = strtol(t, NULL, 10);
+            free(t);
+        }
+        differential(ac, method, &sec, &hs, &req, flags, prefix, f_id, pos, mask, tol);
     }
     wb_auth_conf_free(ac);
     return 0;

@@ -10,7 +10,8 @@
 # each run one line sums up libFuzzer's final figures (executions, exec/s,
 # cov, ft, corpus size, time, findings). New inputs stay in the temporary
 # directory, which is removed on success and kept (with the crashing input,
-# the binary and the log) on failure. WB_FUZZ_CC picks the compiler (clang).
+# the binary and the log) on failure. WB_FUZZ_CC picks the compiler (clang);
+# -runs=N stops after WB_FUZZ_MAX_TIME seconds (1500) if N takes longer.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -98,7 +99,7 @@ run_target() {
 what=$1
 arg=${2:-20}
 case $arg in
--runs=*) limit=$arg ;;
+-runs=*) limit="$arg -max_total_time=${WB_FUZZ_MAX_TIME:-1500}" ;;
 *[!0-9]* | '') usage ;;
 *) limit=-max_total_time=$arg ;;
 esac
