@@ -1,7 +1,7 @@
 /* fuzz_common.h - what the libFuzzer targets share: CHECK (abort() on a
  * broken property, so that libFuzzer reports it), and a reader that cuts
  * the fuzzer's bytes into fields (one byte, or text up to a NUL) so that
- * one input describes a configuration and a request.
+ * one input describes a configuration and a request; [routes] from lines.
  * Header-only: each target is one translation unit (tests/fuzz/run.sh). */
 #ifndef WB_FUZZ_COMMON_H
 #define WB_FUZZ_COMMON_H
@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "config.h"
 
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
@@ -77,16 +78,41 @@ static inline char *wb_fz_cstr(wb_str_t s, size_t max)
     return c;
 }
 
-/* Kafka topic names: [a-zA-Z0-9._-], 1..249 (as config.c checks them). */
+/* Kafka topic names: 1..249 of [a-zA-Z0-9._-] (the rule config.c applies,
+ * written again here as the reference). */
 static inline int wb_fz_topic_valid(const char *t, size_t n)
 {
-    if (n == 0 || n > 249)
-        return 0;
+    static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
     for (size_t i = 0; i < n; i++)
-        if (!((t[i] >= 'a' && t[i] <= 'z') || (t[i] >= 'A' && t[i] <= 'Z') ||
-              (t[i] >= '0' && t[i] <= '9') || t[i] == '.' || t[i] == '_' || t[i] == '-'))
+        if (t[i] == '\0' || strchr(ok, t[i]) == NULL)
             return 0;
-    return 1;
+    return n >= 1 && n <= 249;
+}
+
+/* [routes] for cfg from "glob=topic" lines, copied into globs and topics;
+ * a topic config.c would refuse is left out (the bridge would not start). */
+static inline void wb_fz_routes(wb_config_t *cfg, wb_str_t s, char (*globs)[256],
+                                char (*topics)[256])
+{
+    size_t i = 0;
+    while (i < s.len && cfg->nroutes < WB_MAX_ROUTES) {
+        const char *nl = memchr(s.p + i, '\n', s.len - i);
+        size_t end = nl != NULL ? (size_t)(nl - s.p) : s.len;
+        const char *eq = memchr(s.p + i, '=', end - i);
+        if (eq != NULL) {
+            size_t gl = (size_t)(eq - s.p) - i, tl = end - (size_t)(eq - s.p) - 1;
+            if (gl < 256 && wb_fz_topic_valid(eq + 1, tl)) {
+                unsigned k = cfg->nroutes++;
+                memcpy(globs[k], s.p + i, gl);
+                globs[k][gl] = '\0';
+                memcpy(topics[k], eq + 1, tl);
+                topics[k][tl] = '\0';
+                cfg->routes[k].glob = globs[k];
+                cfg->routes[k].topic = topics[k];
+            }
+        }
+        i = end + 1;
+    }
 }
 
 #endif

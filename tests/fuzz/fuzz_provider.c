@@ -48,31 +48,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-/* "glob=topic" lines into cfg's routes; a topic config.c would refuse is
- * left out, as the configuration would not load. */
-static void set_routes(wb_config_t *cfg, wb_str_t s)
-{
-    size_t i = 0;
-    while (i < s.len && cfg->nroutes < WB_MAX_ROUTES) {
-        const char *nl = memchr(s.p + i, '\n', s.len - i);
-        size_t end = nl != NULL ? (size_t)(nl - s.p) : s.len;
-        const char *eq = memchr(s.p + i, '=', end - i);
-        if (eq != NULL) {
-            size_t gl = (size_t)(eq - s.p) - i, tl = end - (size_t)(eq - s.p) - 1;
-            if (gl < 256 && wb_fz_topic_valid(eq + 1, tl)) {
-                unsigned k = cfg->nroutes++;
-                memcpy(st.globs[k], s.p + i, gl);
-                st.globs[k][gl] = '\0';
-                memcpy(st.topics[k], eq + 1, tl);
-                st.topics[k][tl] = '\0';
-                cfg->routes[k].glob = st.globs[k];
-                cfg->routes[k].topic = st.topics[k];
-            }
-        }
-        i = end + 1;
-    }
-}
-
 /* The decoded string at ptr of the record in js, in st.tmp; NULL if it is
  * not a string. */
 static const char *rec_string(const wb_json_t *js, const char *ptr, size_t *len)
@@ -263,7 +238,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.deadletter_topic = wb_fz_topic_valid(st.deadletter, strlen(st.deadletter))
                                ? st.deadletter
                                : "webhooks.deadletter";
-    set_routes(&cfg, routes);
+    wb_fz_routes(&cfg, routes, st.globs, st.topics);
 
     CHECK(wb_provider_init(&prov, names[which]) == WB_OK);
     if (which == 3 || (flags & F_SETTINGS)) {

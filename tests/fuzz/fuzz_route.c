@@ -54,30 +54,6 @@ static size_t ref_type(const char *provider, const char *event, size_t len, char
     return n;
 }
 
-static void set_routes(wb_config_t *cfg, wb_str_t s)
-{
-    size_t i = 0;
-    while (i < s.len && cfg->nroutes < WB_MAX_ROUTES) {
-        const char *nl = memchr(s.p + i, '\n', s.len - i);
-        size_t end = nl != NULL ? (size_t)(nl - s.p) : s.len;
-        const char *eq = memchr(s.p + i, '=', end - i);
-        if (eq != NULL) {
-            size_t gl = (size_t)(eq - s.p) - i, tl = end - (size_t)(eq - s.p) - 1;
-            /* config.c refuses such a topic: the bridge would not start */
-            if (gl < 256 && wb_fz_topic_valid(eq + 1, tl)) {
-                unsigned k = cfg->nroutes++;
-                memcpy(st.globs[k], s.p + i, gl);
-                st.globs[k][gl] = '\0';
-                memcpy(st.topics[k], eq + 1, tl);
-                st.topics[k][tl] = '\0';
-                cfg->routes[k].glob = st.globs[k];
-                cfg->routes[k].topic = st.topics[k];
-            }
-        }
-        i = end + 1;
-    }
-}
-
 static void check_topic(const wb_config_t *cfg, const char *type)
 {
     char out[WB_TOPIC_MAX + 1], want[600];
@@ -120,7 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         st.prefix[prefix.len] = '\0';
         cfg.topic_prefix = st.prefix;
     }
-    set_routes(&cfg, routes);
+    wb_fz_routes(&cfg, routes, st.globs, st.topics);
 
     if (event.len > 4096)
         event.len = 4096;
