@@ -2,7 +2,7 @@
  * record (event.c over provider.c, json.c, route.c).
  * One input is a provider (Piriod, Shoperti, BonifiQ, or a new one) with
  * settings from the input (type pointers, id, subject, time pointers,
- * required, time_format, key), [routes] and topic_prefix, a receive time,
+ * required, time_format, key, source), [routes] and topic_prefix, a receive time,
  * and a body. Checks, for any body json.c accepts: wb_event_build succeeds;
  * the record is valid JSON with the CloudEvents shape (specversion "1.0";
  * id, source, type, time strings), its attributes are the ones ev holds,
@@ -13,7 +13,7 @@
  * wb_event_time accepts comes out as RFC 3339 that it accepts again as is.
  *
  * Input: [provider][flags][4 bytes: receive time, s] then NUL-separated
- * fields: type, id, subject, time, required, time_format, key, routes
+ * fields: type, id, subject, time, required, time_format, key, source, routes
  * ("glob=topic" lines), topic_prefix; the rest is the body. */
 #include "event.h"
 #include "fuzz_common.h"
@@ -25,8 +25,8 @@
 enum { F_SETTINGS = 1, F_KEY_ID = 2 };
 
 static const char *const names[] = {"piriod", "shoperti", "bonifiq", "acme"};
-static const char *const keys[] = {"type",        "id",  "subject", "time",
-                                   "required", "time_format", "key"};
+static const char *const keys[] = {"type",        "id",  "subject", "time",  "required",
+                                   "time_format", "key", "source"};
 
 typedef struct {
     wb_json_t body, rec, rec2;
@@ -181,13 +181,16 @@ static void check_event(const wb_config_t *cfg, const wb_provider_t *prov, const
     check_record(cfg, prov, ev, &st.rec, ev->value.p, ev->value.len,
                  ev->deadletter ? ev->reason : NULL, doc, doclen);
 
-    /* the record made a dead letter (as the producer does on an unknown topic) */
+    /* the record made a dead letter as ingest.c does on an unknown topic,
+     * in a buffer of the size it gives (only records that are not dead
+     * letters go there) */
+    char reason[WB_TOPIC_MAX + 32];
+    snprintf(reason, sizeof(reason), "unknown_topic: %s", ev->topic);
     wb_buf_t dl;
-    wb_buf_init(&dl, SIZE_MAX);
-    int r = wb_event_to_deadletter(cfg, prov, &st.rec2, ev->value.p, ev->value.len,
-                                   "unknown_topic", &dl);
+    wb_buf_init(&dl, ev->deadletter ? SIZE_MAX : ev->value.len + sizeof(reason) + 256);
+    int r = wb_event_to_deadletter(cfg, prov, &st.rec2, ev->value.p, ev->value.len, reason, &dl);
     CHECK(r == WB_OK);
-    check_record(cfg, prov, ev, &st.rec, dl.p, dl.len, "unknown_topic", doc, doclen);
+    check_record(cfg, prov, ev, &st.rec, dl.p, dl.len, reason, doc, doclen);
     wb_buf_free(&dl);
 }
 

@@ -1,6 +1,7 @@
 #!/bin/sh
-# run.sh - builds one libFuzzer target (ASan, UBSan) in a temporary directory
-# and runs it from its seed corpus (corpus/<target>/) with its dictionary
+# run.sh - builds one libFuzzer target (ASan, UBSan) in a temporary directory,
+# runs it once over each input of past findings (regressions/<target>/), then
+# fuzzes from its seed corpus (corpus/<target>/) with its dictionary
 # (<target>.dict).
 #
 #   run.sh <target> [seconds | -runs=N]    json, auth, provider, route, config
@@ -73,6 +74,18 @@ run_target() {
     fi
     mkdir "$tmp/corpus"
     status=0
+    # inputs of past findings, each run once: kept out of the seeds when
+    # they would slow every execution down (a 12 KB record)
+    reg=$here/regressions/$t
+    if [ -d "$reg" ] && [ -n "$(ls "$reg")" ]; then
+        "$tmp/fuzz_$t" -timeout=10 -rss_limit_mb=2048 -artifact_prefix="$tmp/" "$reg"/* \
+            >"$tmp/regressions.log" 2>&1 || status=$?
+        if [ "$status" -ne 0 ]; then
+            tail -n 80 "$tmp/regressions.log" >&2
+            echo "run.sh: fuzz_$t fails on an input of $reg; kept in $tmp" >&2
+            return "$status"
+        fi
+    fi
     start=$(date +%s)
     "$tmp/fuzz_$t" $limit -max_len="$maxlen" -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 -dict="$here/$t.dict" -artifact_prefix="$tmp/" \

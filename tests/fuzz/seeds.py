@@ -1,5 +1,6 @@
 """seeds.py - writes the seed corpora of the fuzz targets other than json
-(tests/fuzz/corpus/<target>/) from tests/fixtures, in each target's input
+(tests/fuzz/corpus/<target>/) from tests/fixtures, and the inputs of past
+findings (tests/fuzz/regressions/<target>/), in each target's input
 layout (see the comment at the top of fuzz_<target>.c). Run it again after
 changing a layout: python3 tests/fuzz/seeds.py"""
 import pathlib
@@ -12,8 +13,8 @@ def fixture(rel):
     return (FIX / rel).read_bytes()
 
 
-def write(target, name, data):
-    d = HERE / "corpus" / target
+def write(target, name, data, where="corpus"):
+    d = HERE / where / target
     d.mkdir(parents=True, exist_ok=True)
     (d / name).write_bytes(data)
 
@@ -68,15 +69,16 @@ auth("cidr-v6", PATH, F_GEN | F_ALLOW | F_PEER, "k3Jd9-QzL2mX_8pVt4wR", piriod,
 
 
 # ---- provider: [provider][flags][receive time, 4 bytes] type id subject time required
-#                time_format key routes topic_prefix body
+#                time_format key source routes topic_prefix body
 PIRIOD, SHOPERTI, BONIFIQ, ACME = range(4)
 F_SETTINGS, F_KEY_ID = 1, 2
 T0 = (1700000000).to_bytes(4, "big")
 
 
-def provider(name, which, body, flags=0, settings=("",) * 7, routes="", prefix=""):
+def provider(name, which, body, flags=0, settings=("",) * 8, routes="", prefix="",
+             where="corpus"):
     head = bytes([which, flags]) + T0
-    write("provider", name, head + fields(*settings, routes, prefix, body))
+    write("provider", name, head + fields(*settings, routes, prefix, body), where)
 
 
 for sub in ("piriod", "shoperti", "bonifiq"):
@@ -86,16 +88,17 @@ for f in sorted((FIX / "invalid-shape").iterdir())[::2]:
     which = ["piriod", "shoperti", "bonifiq"].index(f.stem.split("-")[0])
     provider(f"invalid-{f.stem}", which, f.read_bytes())
 provider("acme-unix", ACME, b'{"kind":"Order.Paid","uid":"u-1","who":{"id":7},"at":1700000000.5}',
-         settings=("/kind,/type", "/uid", "/who/id", "/at", "id,subject,time", "unix", "id"),
+         settings=("/kind,/type", "/uid", "/who/id", "/at", "id,subject,time", "unix", "id",
+                   "https://acme.example/\"hooks\""),
          routes="acme.order.*=orders\n*=all", prefix="prod")
 provider("acme-unix-ms", ACME, b'{"type":"a~b","id":12,"ts":1700000000123,"s":"x\\u00e9"}',
-         settings=("/type", "/id", "/s", "/ts", "time", "unix-ms", "subject"))
+         settings=("/type", "/id", "/s", "/ts", "time", "unix-ms", "subject", ""))
 provider("acme-rfc3339", ACME, b'{"e":{"n/m":"x"},"t":"2024-02-29T23:59:60.123+05:30"}',
-         settings=("/e/n~1m", "", "", "/t", "type", "rfc3339", ""))
+         settings=("/e/n~1m", "", "", "/t", "type", "rfc3339", "", "urn:x"))
 provider("acme-naive", ACME, b'{"a":["ev"],"t":"2024-01-01 00:00:00"}',
-         settings=("/a/0", "", "", "/t", "", "naive-utc", ""), flags=F_KEY_ID)
+         settings=("/a/0", "", "", "/t", "", "naive-utc", "", ""), flags=F_KEY_ID)
 provider("bonifiq-override", BONIFIQ, fixture("bonifiq/point-add.json"), flags=F_SETTINGS,
-         settings=("/Topic", "", "", "", "", "auto", ""))
+         settings=("/Topic", "", "", "", "", "auto", "", ""))
 provider("acme-not-object", ACME, b'["not", "an", "object"]')
 
 
@@ -156,3 +159,7 @@ config("env-only", "", flags=F_NO_FILE,
        "BRIDGE_PROVIDER_SHOPERTI_AUTH=standard-webhooks\n"
        "BRIDGE_PROVIDER_SHOPERTI_AUTH_SECRET_FILE=" + SECRET_FILE + "\nBRIDGE_SERVICE_HOST=x",
        secret=b"whsec_YnJpZGdlLXRlc3Qta2V5LXBhZGRlZC0yNQ==\n")
+# a source that is 12.6 KB once escaped (event.c's record cap; test_event.c);
+# a regression input, not a seed: every execution would build 12 KB records
+provider("long-source", PIRIOD, fixture("piriod/payment-created.json"), flags=F_SETTINGS,
+         settings=("", "", "", "", "", "", "", "\x01" * 2100), where="regressions")
