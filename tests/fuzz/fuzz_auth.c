@@ -136,7 +136,7 @@ static size_t b64_encode(const unsigned char *in, size_t n, char *out)
  * -._~ and 16..256 long (path), whsec_<base64> of the bytes (standard). */
 typedef struct {
     char text[1100]; /* what goes into the environment */
-    unsigned char key[800];
+    unsigned char key[1100];
     size_t keylen; /* the HMAC key, or the token */
 } secret_t;
 
