@@ -381,15 +381,19 @@ static int build(const wb_config_t *cfg, const wb_provider_t *prov, const wb_jso
     /* data: the body as is, or (not an object) as a JSON string, where each
      * '"', '\\' and whitespace control byte of valid JSON text takes two bytes */
     size_t data_max = wb_json_root(js).kind == WB_JSON_OBJECT ? js->len : 2 * js->len + 2;
+    /* the source comes from the configuration, at any length (the
+     * environment has no line limit): at worst 6 bytes a byte (\u00XX) */
+    size_t source_len = strlen(prov->source);
     wb_buf_t *b = &ev->value;
-    wb_buf_init(b, data_max + 8192 + 4 * (WB_ID_MAX + WB_SUBJECT_MAX + WB_EVENT_NAME_MAX));
     size_t from_len = rp != NULL && rp->replayed_from != NULL ? strlen(rp->replayed_from) : 0;
+    wb_buf_init(b, data_max + 8192 + 4 * (WB_ID_MAX + WB_SUBJECT_MAX + WB_EVENT_NAME_MAX) +
+                       6 * (source_len + from_len));
     if ((r = wb_buf_reserve(b, data_max + 512 + 2 * (ev->id_len + ev->subject_len + event_len) +
-                                   strlen(prov->source) + 2 * from_len)) != WB_OK)
+                                   source_len + 2 * from_len)) != WB_OK)
         return r;
     if ((r = wb_buf_append(b, "{\"specversion\":\"1.0\"", 20)) != WB_OK ||
         (r = put_attr(b, "id", ev->id, ev->id_len)) != WB_OK ||
-        (r = put_attr(b, "source", prov->source, strlen(prov->source))) != WB_OK ||
+        (r = put_attr(b, "source", prov->source, source_len)) != WB_OK ||
         (r = put_attr(b, "type", ev->type, strlen(ev->type))) != WB_OK)
         return r;
     if (ev->subject_len > 0 && (r = put_attr(b, "subject", ev->subject, ev->subject_len)) != WB_OK)

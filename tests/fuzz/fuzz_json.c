@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_common.h"
 #include "json.h"
 
 #define JSMN_STATIC /* the reference tokenizer, here only */
@@ -23,16 +24,6 @@
 #define MAX_TOKENS (1u << 16)
 #define SMALL_TOKENS 8u
 #define CHECKED_VALUES 200 /* pointer lookups per input, to stay linear */
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* RFC 3629 read by bit patterns, independent of json.c's range table. */
 static int ref_utf8_valid(const unsigned char *s, size_t n)

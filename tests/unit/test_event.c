@@ -616,6 +616,34 @@ static void test_build_key_by_id(void **state)
     assert_ptr_equal(ev->key, ev->subject);
 }
 
+/* Regression (found while fuzz_provider learned the source setting): the
+ * record's cap left room for the body and the extracted attributes but not
+ * for the provider's source, which the environment can make as long as it
+ * likes (BRIDGE_PROVIDER_<NAME>_SOURCE; an INI line stops at 200 bytes).
+ * With a source over about 12 KB once escaped (2,000 control bytes, each
+ * \u0001, are enough), every record was
+ * WB_ERR_TOO_LARGE: ingest.c answered 413 "body over the size limit" to
+ * every webhook of that provider, whatever its size. */
+static void test_build_long_source(void **state)
+{
+    fx_t *f = *state;
+    enum { plain = 12000, ctl = 1000 };
+    static char var[64 + plain + ctl];
+    size_t n = (size_t)snprintf(var, 64, "BRIDGE_PROVIDER_PIRIOD_SOURCE=");
+    memset(var + n, 'a', plain);
+    memset(var + n + plain, '\x01', ctl); /* each written as \u0001 */
+    var[n + plain + ctl] = '\0';
+    char *env[] = {var, NULL};
+    wb_config_free(&f->cfg);
+    load_cfg(&f->cfg, NULL, env);
+
+    wb_event_t *ev = build(f, "piriod", "{\"event\":\"a\",\"object_id\":\"pay_1\"}");
+    expect_good(ev);
+    wb_json_val_t src = wb_json_get(&rec_js, "/source");
+    assert_int_equal(src.kind, WB_JSON_STRING);
+    assert_int_equal(src.raw.len, plain + 6 * ctl);
+}
+
 static void test_build_routes_and_prefix(void **state)
 {
     fx_t *f = *state;
@@ -1103,6 +1131,7 @@ int main(void)
         FX(test_build_shoperti_fallbacks),
         FX(test_build_bonifiq),
         FX(test_build_key_by_id),
+        FX(test_build_long_source), /* regression */
         FX(test_build_routes_and_prefix),
         FX(test_dead_not_object),
         FX(test_dead_type),
