@@ -104,7 +104,7 @@ def test_fifty_sigkills_under_load_lose_no_answered_record(tmp_path):
             else:
                 kill_points["under load"] += 1
                 load.base = b.base
-                time.sleep(rnd.uniform(0.5, 3.0))
+                time.sleep(rnd.uniform(0.4, 1.6))
             b.kill()
             load.base = None
         kafka.cmd("up all")
