@@ -129,6 +129,31 @@ class Load:
         return Result(name, self, bootstrap)
 
 
+def find_ids(bootstrap, receipts, timeout=60):
+    """{id: offset} of the receipts' records found anywhere in their partitions."""
+    from confluent_kafka import TopicPartition
+    want = {r["id"] for r in receipts}
+    parts = {(r["topic"], r["partition"]) for r in receipts}
+    found = {}
+    c = harness.consumer(bootstrap)
+    try:
+        c.assign([TopicPartition(t, p, 0) for t, p in parts])
+        idle = time.time() + 10
+        deadline = time.time() + timeout
+        while time.time() < min(idle, deadline) and len(found) < len(want):
+            batch = c.consume(1000, 1.0)
+            if batch:
+                idle = time.time() + 10
+            for m in batch:
+                if not m.error():
+                    rid = json.loads(m.value()).get("id")
+                    if rid in want:
+                        found.setdefault(rid, m.offset())
+    finally:
+        c.close()
+    return found
+
+
 class Result:
     def __init__(self, name, load, bootstrap):
         self.name = name
@@ -153,7 +178,19 @@ class Result:
                 self.read_back += 1
             else:
                 self.wrong += 1
-        self.lost = self.receipts - self.read_back
+        # a receipt whose record is not at its offset: looked for by id in
+        # its partition, so that a wrong offset in a receipt (the record in
+        # Kafka elsewhere) is told apart from a record Kafka does not have
+        missing = [r for r in receipts if (r["topic"], r["partition"], r["offset"]) not in got]
+        self.misplaced = []  # (receipt, offset where the record is)
+        absent = []
+        if missing:
+            where = find_ids(bootstrap, missing)
+            for r in missing:
+                (self.misplaced.append((r, where[r["id"]])) if r["id"] in where
+                 else absent.append(r))
+        self.absent = absent
+        self.lost = len(absent)
 
     def spooled_found(self, bootstrap, topics):
         """How many spooled 200s are in topics (by id, each record once)."""
@@ -245,4 +282,9 @@ class Result:
         lines.append(f"  records: {self.receipts} answered 200 with an offset, {self.read_back} "
                      f"read back at their offsets with the same id, {self.wrong} wrong, "
                      f"{self.lost} lost")
+        for r, at in self.misplaced:
+            lines.append(f"  RECEIPT OFFSET WRONG (the record is in Kafka, not lost): id {r['id']} "
+                         f"receipt {r['topic']}/{r['partition']}/{r['offset']}, found at {at}")
+        for r in self.absent:
+            lines.append(f"  LOST: id {r['id']} receipt {r['topic']}/{r['partition']}/{r['offset']}")
         return "\n".join(lines)
