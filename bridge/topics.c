@@ -38,7 +38,7 @@ typedef struct {
 struct wb_topics {
     const wb_config_t *cfg;
     rd_kafka_t *rk;
-    rd_kafka_queue_t *configs; /* DescribeConfigs answers (ask_min_isr, ask_broker) */
+    rd_kafka_queue_t *configs; /* DescribeConfigs answers (ask_config) */
     /* the cluster's auto.create.topics.enable: -1 not known (yet), 0, 1. With
      * it on, "unknown topic" means "being created by this very question" */
     int auto_create;
@@ -122,13 +122,13 @@ unsigned wb_topics_unsafe(wb_topics_t *t, void (*fn)(void *, const char *, int, 
     return n;
 }
 
-/* Asks for topic's min.insync.replicas without waiting: the answer comes
+/* Asks for one resource's configuration without waiting: the answer comes
  * on t->configs (read_configs). A cluster without DescribeConfigs (the
  * embedded mock) answers with an error after ASK_TIMEOUT_MS; existence
  * questions never wait behind it. Registry thread only. */
-static void ask_min_isr(wb_topics_t *t, const char *topic)
+static void ask_config(wb_topics_t *t, rd_kafka_ResourceType_t type, const char *name)
 {
-    rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+    rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(type, name);
     rd_kafka_AdminOptions_t *opt =
         rd_kafka_AdminOptions_new(t->rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
     rd_kafka_AdminOptions_set_request_timeout(opt, ASK_TIMEOUT_MS, NULL, 0);
@@ -150,13 +150,7 @@ static void ask_broker(wb_topics_t *t, uint64_t now)
         return;
     if (md->broker_cnt > 0) {
         snprintf(id, sizeof(id), "%d", (int)md->brokers[0].id);
-        rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_BROKER, id);
-        rd_kafka_AdminOptions_t *opt =
-            rd_kafka_AdminOptions_new(t->rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
-        rd_kafka_AdminOptions_set_request_timeout(opt, ASK_TIMEOUT_MS, NULL, 0);
-        rd_kafka_DescribeConfigs(t->rk, &res, 1, opt, t->configs);
-        rd_kafka_AdminOptions_destroy(opt);
-        rd_kafka_ConfigResource_destroy(res);
+        ask_config(t, RD_KAFKA_RESOURCE_BROKER, id);
         t->broker_asked = now;
     }
     rd_kafka_metadata_destroy(md);
@@ -164,7 +158,7 @@ static void ask_broker(wb_topics_t *t, uint64_t now)
 
 static void publish_min_isr(wb_topics_t *t, const char *name, int min_isr);
 
-/* The answers ask_min_isr's and ask_broker's questions got so far.
+/* The answers ask_config's questions got so far.
  * Registry thread only. */
 static void read_configs(wb_topics_t *t)
 {
@@ -275,7 +269,7 @@ static void ask(wb_topics_t *t, const char *name)
     /* whether it exists is what held records wait for: tell them now */
     publish(t, name, st, rf, -1);
     if (st == WB_TOPIC_EXISTS)
-        ask_min_isr(t, name);
+        ask_config(t, RD_KAFKA_RESOURCE_TOPIC, name); /* min.insync.replicas */
 }
 
 /* min.insync.replicas of an existing topic, from read_configs. */
