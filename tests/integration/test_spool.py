@@ -142,6 +142,22 @@ def test_an_original_acknowledged_after_spooling_is_not_replayed(tmp_path):
         assert sorted(ns) == [0, 1], ns  # no duplicate
 
 
+def fill_the_spool(bridge, n, pad):
+    """With Kafka down, n padded Piriod webhooks: (the 200 receipts, the
+    failure answers as (status, body)). Every 200 is spooled, and there is
+    at least one of each; every failure is spool_full from the rotation."""
+    answers = []
+    for i in range(n):
+        r = bridge.post("piriod", {**piriod(i + 1), "pad": pad}, timeout=10)
+        answers.append((r.status_code, r.json()))
+    spooled = [a for s, a in answers if s == 200]
+    failed = [(s, a) for s, a in answers if s != 200]
+    assert spooled and all(a.get("spooled") is True for a in spooled), answers[:3]
+    assert failed and all(s in harness.FAILURE_STATUSES and a.get("error") == "spool_full"
+                          for s, a in failed), failed[:3]
+    return spooled, failed
+
+
 def test_a_full_spool_is_a_failure_answer(tmp_path):
     env = spool_env(tmp_path, BRIDGE_SPOOL_MAX_BYTES="65536")
     big = "x" * 20000
@@ -149,15 +165,8 @@ def test_a_full_spool_is_a_failure_answer(tmp_path):
         b.wait_kafka_reachable(True)
         warm(b)
         kafka.cmd("down all")
-        statuses = []
-        for i in range(5):
-            r = b.post("piriod", {**piriod(i + 1), "pad": big}, timeout=10)
-            statuses.append((r.status_code, r.json().get("spooled"), r.json().get("error")))
-        spooled = [s for s in statuses if s[0] == 200]
-        failed = [s for s in statuses if s[0] != 200]
-        assert len(spooled) >= 2 and all(s[1] is True for s in spooled), statuses
-        assert failed and all(s[0] in harness.FAILURE_STATUSES and s[2] == "spool_full"
-                              for s in failed), statuses
+        spooled, failed = fill_the_spool(b, 5, big)
+        assert len(spooled) >= 2
         assert b.metrics()["webhook_bridge_spool_bytes"] <= 65536
         kafka.cmd("up all")
         wait_metric(b, "webhook_bridge_spool_records", 0)
@@ -234,15 +243,7 @@ def test_a_full_disk_is_a_failure_answer_never_a_200(tmp_path):
             b.wait_kafka_reachable(True)
             warm(b)
             kafka.cmd("down all")
-            answers = []
-            for i in range(40):
-                r = b.post("piriod", {**piriod(i + 1), "pad": pad}, timeout=10)
-                answers.append((r.status_code, r.json()))
-            spooled = [a for s, a in answers if s == 200]
-            failed = [(s, a) for s, a in answers if s != 200]
-            assert spooled and all(a["spooled"] is True for a in spooled), answers[:3]
-            assert failed and all(s in harness.FAILURE_STATUSES and a["error"] == "spool_full"
-                                  for s, a in failed), failed[:3]
+            spooled, failed = fill_the_spool(b, 40, pad)
             kafka.cmd("up all")
             wait_metric(b, 'webhook_bridge_spool_provider_records{provider="piriod"}', 0)
             time.sleep(2)
