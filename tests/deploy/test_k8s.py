@@ -454,18 +454,22 @@ def test_every_provider_has_explicit_auth(objs):
         assert ini.get(f"provider.{provider}", {}).get("auth") not in (None, "", "none"), provider
 
 
-def test_configmap_passes_check_config(objs, tmp_path):
+def check_config(objs, tmp_path, env):
+    """`webhook-bridge --check-config` on the ConfigMap's bridge.ini with env."""
     bridge = env_path("WB_BRIDGE")
     if bridge is None:
         pytest.skip("WB_BRIDGE not set")
     path = tmp_path / "bridge.ini"
     path.write_text(configmap_ini(objs))
-    base = {"PATH": os.environ.get("PATH", "/usr/bin")}
-    res = run([str(bridge), "--config", str(path), "--check-config"],
-              env={**base, **container_env(objs)})
+    return run([str(bridge), "--config", str(path), "--check-config"],
+               env={"PATH": os.environ.get("PATH", "/usr/bin"), **env})
+
+
+def test_configmap_passes_check_config(objs, tmp_path):
+    res = check_config(objs, tmp_path, container_env(objs))
     assert res.returncode == 0, res.stdout + res.stderr
     # the Secret's keys are what make it pass
-    res = run([str(bridge), "--config", str(path), "--check-config"], env=base)
+    res = check_config(objs, tmp_path, {})
     assert res.returncode != 0
     assert "PIRIOD_PATH_TOKEN" in res.stdout + res.stderr
 
@@ -548,16 +552,10 @@ def test_spool_statefulset_is_the_deployment_plus_a_claim(objs, spool_objs):
 
 
 def test_spool_variant_passes_check_config(spool_objs, tmp_path):
-    bridge = env_path("WB_BRIDGE")
-    if bridge is None:
-        pytest.skip("WB_BRIDGE not set")
-    path = tmp_path / "bridge.ini"
-    path.write_text(configmap_ini(spool_objs))
     env = container_env(spool_objs)
     ini = parse_ini(configmap_ini(spool_objs))
     assert unread_bridge_vars(env, ini, env) == []
-    res = run([str(bridge), "--config", str(path), "--check-config"],
-              env={"PATH": os.environ.get("PATH", "/usr/bin"), **env})
+    res = check_config(spool_objs, tmp_path, env)
     assert res.returncode == 0, res.stdout + res.stderr
 
 
