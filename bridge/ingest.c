@@ -442,6 +442,7 @@ static int kafka_unavailable(rd_kafka_resp_err_t err)
     case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
     case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
     case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
+    case WB_KAFKA_ERR_NO_OFFSET: /* may be in Kafka, may not: the spool makes sure */
         return 1;
     default:
         return 0;
@@ -769,7 +770,7 @@ void wb_ingest_on_report(void *opaque, const wb_report_t *rep, void *ctx)
     }
     if (pend->req != NULL) {
         if (rep->err != RD_KAFKA_RESP_ERR_NO_ERROR)
-            answer_failure(pend, E_KAFKA, rd_kafka_err2str(rep->err));
+            answer_failure(pend, E_KAFKA, wb_kafka_err_str(rep->err));
         else
             answer_receipt(pend, rep, ms);
     }

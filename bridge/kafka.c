@@ -42,10 +42,28 @@ struct wb_kafka_mock {
     rd_kafka_mock_cluster_t *mc;
 };
 
+/* A success without an offset is not an acknowledgement here. librdkafka
+ * reports one when a produce request's answer was an error it takes for a
+ * success (DUPLICATE_SEQUENCE_NUMBER: "an earlier attempt was written"; the
+ * answer carries no offset): seen once on real Kafka after a leader was
+ * SIGKILLed (offset -1001, the record was in Kafka), and on the mock cluster
+ * with that error injected (offset -1, the record was not written). No
+ * receipt without an offset: it becomes WB_KAFKA_ERR_NO_OFFSET, a failure
+ * (the provider retries; consumers deduplicate) or, for a spooling
+ * provider, a record for the spool. */
+const char *wb_kafka_err_str(rd_kafka_resp_err_t err)
+{
+    return err == WB_KAFKA_ERR_NO_OFFSET
+               ? "Kafka reported the write as done without an offset: not taken as an ack"
+               : rd_kafka_err2str(err);
+}
+
 static void on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     wb_kafka_t *k = opaque;
     wb_report_t rep = {m->err, m->partition, m->offset, m->key, m->payload, m->key_len, m->len};
+    if (rep.err == RD_KAFKA_RESP_ERR_NO_ERROR && rep.offset < 0)
+        rep.err = WB_KAFKA_ERR_NO_OFFSET;
     k->cb(m->_private, &rep, k->cb_ctx);
 }
 

@@ -10,8 +10,14 @@
 #define H2O_USE_LIBUV 0
 #include <h2o.h>
 
+/* A delivery report that said success without an offset (kafka.c, on_dr). */
+#define WB_KAFKA_ERR_NO_OFFSET RD_KAFKA_RESP_ERR__INCONSISTENT
+
+/* rd_kafka_err2str, and what WB_KAFKA_ERR_NO_OFFSET means. */
+const char *wb_kafka_err_str(rd_kafka_resp_err_t err);
+
 typedef struct {
-    rd_kafka_resp_err_t err; /* 0: the record is in Kafka */
+    rd_kafka_resp_err_t err; /* 0: the record is in Kafka at offset (never < 0) */
     int32_t partition;
     int64_t offset;
     /* the record as produced, valid only during the report callback */

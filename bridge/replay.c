@@ -776,7 +776,7 @@ static int batch(replay_t *rp, char *err, size_t errsz)
             failing(rp, "unknown_topic"); /* deleted since it was checked */
         } else {
             r = wb_errf(err, errsz, WB_ERR_KAFKA, "producing to %s: %s", sl->topic,
-                        sl->reported ? rd_kafka_err2str(sl->err) : "no delivery report");
+                        sl->reported ? wb_kafka_err_str(sl->err) : "no delivery report");
         }
     }
     if (r == WB_OK) {

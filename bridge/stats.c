@@ -18,6 +18,7 @@ const rd_kafka_resp_err_t wb_kafka_errors[WB_KERR_SLOTS - 1] = {
     RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC,
     RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
     RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+    RD_KAFKA_RESP_ERR__INCONSISTENT, /* WB_KAFKA_ERR_NO_OFFSET: a success without an offset */
 };
 const char *const wb_dl_reason_names[WB_DL_REASONS] = {"invalid_shape", "unknown_topic"};
 

@@ -18,7 +18,7 @@ extern const int wb_status_codes[WB_STATUS_SLOTS];
 #define WB_LAT_BUCKETS 14
 extern const double wb_latency_bounds_ms[WB_LAT_BUCKETS];
 /* Kafka errors counted by name; the last slot is "any other". */
-#define WB_KERR_SLOTS 12
+#define WB_KERR_SLOTS 13
 extern const rd_kafka_resp_err_t wb_kafka_errors[WB_KERR_SLOTS - 1];
 
 /* Why a record went to the dead-letter topic. */

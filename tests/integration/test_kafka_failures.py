@@ -114,6 +114,48 @@ def test_retriable_produce_error_is_retried_and_permanent_one_is_503():
         assert metrics['webhook_bridge_kafka_errors_total{error="MSG_SIZE_TOO_LARGE"}'] == 1
 
 
+
+def test_a_success_without_an_offset_is_a_failure_answer_never_a_receipt():
+    """librdkafka takes a DUPLICATE_SEQUENCE_NUMBER answer for a success and
+    reports it without an offset (seen on real Kafka after a leader was
+    killed: offset -1001). On the mock the injected error writes nothing, so
+    a 200 there would be a receipt for a record that is not in Kafka."""
+    with harness.Standin() as kafka, harness.Bridge(kafka.bootstrap) as bridge:
+        bridge.wait_ready()
+        assert bridge.post("piriod", PIRIOD).status_code == 200
+        kafka.cmd("err 1 46")  # DUPLICATE_SEQUENCE_NUMBER
+        r = bridge.post("piriod", PIRIOD)
+        assert r.status_code in harness.FAILURE_STATUSES, r.text
+        assert r.json()["error"] == "kafka_unavailable"
+        assert "without an offset" in r.json()["message"]
+        assert r.headers["Retry-After"]
+        r = bridge.post("piriod", PIRIOD)
+        assert r.status_code == 200 and r.json()["offset"] >= 0, r.text
+        assert bridge.metrics()['webhook_bridge_kafka_errors_total{error="_INCONSISTENT"}'] == 1
+
+
+def test_a_success_without_an_offset_goes_to_the_spool_of_a_spooling_provider(tmp_path):
+    env = {"BRIDGE_SPOOL_DIR": str(tmp_path / "spool"), "BRIDGE_PROVIDER_PIRIOD_SPOOL": "on"}
+    with harness.Standin() as kafka, harness.Bridge(kafka.bootstrap, env=env) as bridge:
+        bridge.wait_kafka_reachable(True)
+        for _ in range(20):  # until a record is acknowledged directly (producer id known)
+            r = bridge.post("piriod", PIRIOD)
+            if "offset" in r.json():
+                break
+        before = bridge.metrics()["webhook_bridge_spool_replayed_total"]
+        kafka.cmd("err 1 46")
+        r = bridge.post("piriod", {"event": "payment.created", "object_id": "pay_noofs"})
+        assert r.status_code == 200 and r.json().get("spooled") is True, r.text
+        deadline = time.time() + 20
+        while bridge.metrics()["webhook_bridge_spool_replayed_total"] == before:
+            assert time.time() < deadline, "never replayed"
+            time.sleep(0.2)
+        topic = "webhooks.piriod.payment.created"
+        ids = harness.find_ids(kafka.bootstrap, [{"id": r.json()["id"], "topic": topic, "partition": p}
+                                                 for p in harness.end_offsets(kafka.bootstrap, topic)])
+        assert list(ids) == [r.json()["id"]], ids
+
+
 def raw_request(port, body):
     s = socket.create_connection(("127.0.0.1", port))
     s.sendall(b"POST /webhooks/piriod HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"

@@ -129,31 +129,6 @@ class Load:
         return Result(name, self, bootstrap)
 
 
-def find_ids(bootstrap, receipts, timeout=60):
-    """{id: offset} of the receipts' records found anywhere in their partitions."""
-    from confluent_kafka import TopicPartition
-    want = {r["id"] for r in receipts}
-    parts = {(r["topic"], r["partition"]) for r in receipts}
-    found = {}
-    c = harness.consumer(bootstrap)
-    try:
-        c.assign([TopicPartition(t, p, 0) for t, p in parts])
-        idle = time.time() + 10
-        deadline = time.time() + timeout
-        while time.time() < min(idle, deadline) and len(found) < len(want):
-            batch = c.consume(1000, 1.0)
-            if batch:
-                idle = time.time() + 10
-            for m in batch:
-                if not m.error():
-                    rid = json.loads(m.value()).get("id")
-                    if rid in want:
-                        found.setdefault(rid, m.offset())
-    finally:
-        c.close()
-    return found
-
-
 class Result:
     def __init__(self, name, load, bootstrap):
         self.name = name
@@ -185,7 +160,7 @@ class Result:
         self.misplaced = []  # (receipt, offset where the record is)
         absent = []
         if missing:
-            where = find_ids(bootstrap, missing)
+            where = harness.find_ids(bootstrap, missing)
             for r in missing:
                 (self.misplaced.append((r, where[r["id"]])) if r["id"] in where
                  else absent.append(r))
@@ -283,7 +258,7 @@ class Result:
                      f"read back at their offsets with the same id, {self.wrong} wrong, "
                      f"{self.lost} lost")
         for r, at in self.misplaced:
-            lines.append(f"  RECEIPT OFFSET WRONG (the record is in Kafka, not lost): id {r['id']} "
+            lines.append(f"  RECEIPT OFFSET WRONG (the record is in Kafka elsewhere, asserted 0): id {r['id']} "
                          f"receipt {r['topic']}/{r['partition']}/{r['offset']}, found at {at}")
         for r in self.absent:
             lines.append(f"  LOST: id {r['id']} receipt {r['topic']}/{r['partition']}/{r['offset']}")

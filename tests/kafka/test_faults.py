@@ -120,7 +120,7 @@ def publish(capsys, res, extra=()):
 
 
 def check_common(res, single_broker):
-    assert res.wrong == 0 and res.lost == 0, res.table()
+    assert res.wrong == 0 and res.lost == 0 and not res.misplaced, res.table()
     assert res.receipts > 0, res.table()
     if single_broker:
         assert res.readyz_counts().keys() == {200}, res.table()
@@ -359,7 +359,7 @@ def run_behind_nginx(cluster, capsys, balance):
         publish(capsys, res, [f"Piriod failure answers: "
                               f"{sum(1 for a in res.of('piriod') if a.status != 200)}, "
                               f"longest run of one status: {runs[0][0]} x {runs[0][1]}"])
-        assert res.lost == 0 and res.wrong == 0, res.table()
+        assert res.lost == 0 and res.wrong == 0 and not res.misplaced, res.table()
         assert res.oks_between(t_back, time.monotonic()), "no 200 after the cluster came back"
         return res
     finally:
@@ -503,7 +503,7 @@ def test_spool_piriod_never_gets_a_failure_through_a_leader_kill_and_a_full_outa
     publish(capsys, res, [f"Piriod: {len(piriod)} answers, {len(failures)} failures, "
                           f"{len(res.spooled)} answered 200 spooled, {found} of them found in "
                           f"Kafka by id; replayed {m['webhook_bridge_spool_replayed_total']:.0f}"])
-    assert res.lost == 0 and res.wrong == 0, res.table()
+    assert res.lost == 0 and res.wrong == 0 and not res.misplaced, res.table()
     assert not failures, [(a.status, a.error) for a in failures][:10]
     assert res.spooled, "nothing was spooled: the faults did not bite"
     assert found == len(res.spooled), f"{len(res.spooled) - found} spooled 200s not in Kafka"

@@ -292,6 +292,30 @@ def read_receipts(bootstrap, receipts, timeout=60):
     return got
 
 
+def find_ids(bootstrap, receipts, timeout=60):
+    """{id: offset} of the receipts' records found anywhere in their partitions."""
+    want = {r["id"] for r in receipts}
+    parts = {(r["topic"], r["partition"]) for r in receipts}
+    found = {}
+    c = consumer(bootstrap)
+    try:
+        c.assign([TopicPartition(t, p, 0) for t, p in parts])
+        idle = time.time() + 10
+        deadline = time.time() + timeout
+        while time.time() < min(idle, deadline) and len(found) < len(want):
+            batch = c.consume(1000, 1.0)
+            if batch:
+                idle = time.time() + 10
+            for m in batch:
+                if not m.error():
+                    rid = json.loads(m.value()).get("id")
+                    if rid in want:
+                        found.setdefault(rid, m.offset())
+    finally:
+        c.close()
+    return found
+
+
 def end_offsets(bootstrap, topic):
     """{partition: high watermark} of topic; {} if the topic does not exist."""
     c = consumer(bootstrap)
