@@ -8,6 +8,7 @@
  * format, summed over the workers' counters (stats.h).
  * Must not: write to the workers' state. */
 #include "admin.h"
+#include "lookup.h"
 #include "server.h"
 #include "log.h"
 #include "spool.h"
@@ -225,8 +226,28 @@ static void render(wb_admin_t *a, wb_buf_t *b)
         for (unsigned i = 0; i < a->cfg->nproviders; i++)
             if (a->cfg->providers[i].spool)
                 wb_buf_printf(b, "webhook_bridge_spool_provider_records{provider=\"%s\"} %ld\n",
-                              a->cfg->providers[i].name,
-                              atomic_load(&a->view->spooled_pending[i]));
+                              a->cfg->providers[i].name, atomic_load(&a->view->spooled_pending[i]));
+    }
+
+    if (a->view->lookup != NULL) {
+        wb_buf_printf(b, "# HELP webhook_bridge_auth_lookups_total auth = api-lookup: events the "
+                         "provider's API confirmed, refused (401), could not confirm (failed: "
+                         "a failure answer), or the cache confirmed.\n"
+                         "# TYPE webhook_bridge_auth_lookups_total counter\n");
+        for (unsigned i = 0; i < a->cfg->nproviders; i++) {
+            wb_lookup_counts_t lc;
+            if (wb_auth_lookup(a->cfg->providers[i].auth) == NULL)
+                continue;
+            wb_lookup_counts(a->view->lookup, i, &lc);
+            const char *name = a->cfg->providers[i].name;
+            wb_buf_printf(
+                b,
+                "webhook_bridge_auth_lookups_total{provider=\"%s\",result=\"confirmed\"} %lu\n"
+                "webhook_bridge_auth_lookups_total{provider=\"%s\",result=\"refused\"} %lu\n"
+                "webhook_bridge_auth_lookups_total{provider=\"%s\",result=\"failed\"} %lu\n"
+                "webhook_bridge_auth_lookups_total{provider=\"%s\",result=\"cached\"} %lu\n",
+                name, lc.confirmed, name, lc.refused, name, lc.failed, name, lc.cache_hits);
+        }
     }
 
     int reachable = wb_stats_kafka_reachable(a->view);

@@ -11,7 +11,7 @@
  * -> '_'). After "auth." the characters '.', '-' and '_' are the same, so
  * auth.secret_env, auth.secret.env and AUTH_SECRET_ENV are one key.
  *
- *   auth = none | header | hmac | standard-webhooks | path
+ *   auth = none | header | hmac | standard-webhooks | path | api-lookup
  *       The method. Unset means none, except that start-up fails when real
  *       Kafka brokers are configured: "none" must then be chosen explicitly.
  *   auth.secret_env = VAR
@@ -34,6 +34,10 @@
  *   auth.tolerance_s = 300            standard-webhooks: how far webhook-
  *       timestamp may be from the bridge's clock, in seconds (1..86400).
  *       Secrets are "whsec_<base64>" (the prefix is optional).
+ *   api-lookup: the provider's API confirms each event (lookup.c, its
+ *       keys auth.url, auth.match, auth.cache_s, ...); auth.header (default
+ *       Authorization) and the first secret are the credential it sends.
+ *       Here only the source network is checked; ingest.c runs the look-up.
  *   path: the secrets are the accepted tokens of /webhooks/NAME/<token>,
  *       16 to 256 characters from A-Z a-z 0-9 - . _ ~
  *   auth.allow_cidrs = 10.0.0.0/8, 2001:db8::/32
@@ -58,6 +62,7 @@
  * Signatures are decoded and compared as bytes with CRYPTO_memcmp after
  * their length is checked; every configured secret is tried. */
 #include "auth.h"
+#include "lookup.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -103,10 +108,11 @@ typedef enum {
     M_HMAC,
     M_STANDARD,
     M_PATH,
+    M_LOOKUP,
 } method_t;
 
-static const char *const method_names[] = {"none", "none", "header", "hmac", "standard-webhooks",
-                                           "path"};
+static const char *const method_names[] = {
+    "none", "none", "header", "hmac", "standard-webhooks", "path", "api-lookup"};
 
 typedef enum { ENC_HEX = 0, ENC_BASE64 } encoding_t;
 
@@ -145,7 +151,8 @@ struct wb_auth_conf {
     size_t nallow;
     cidr_t proxies[MAX_CIDRS];
     size_t nproxies;
-    EVP_MAC *mac; /* HMAC, fetched once; shared read-only by threads */
+    EVP_MAC *mac;             /* HMAC, fetched once; shared read-only by threads */
+    wb_lookup_conf_t *lookup; /* api-lookup's own keys, or NULL */
     int finished;
 };
 
@@ -489,6 +496,8 @@ static int parse_method(wb_str_t v, method_t *m)
         *m = M_STANDARD;
     else if (str_ieq(v, "path"))
         *m = M_PATH;
+    else if (str_ieq(v, "api-lookup") || str_ieq(v, "api_lookup") || str_ieq(v, "apilookup"))
+        *m = M_LOOKUP;
     else
         return -1;
     return 0;
@@ -556,7 +565,7 @@ int wb_auth_conf_set(wb_auth_conf_t **acp, const char *key, const char *value, c
         if (parse_method(v, &ac->method) != 0)
             return wb_errf(err, errsz, WB_ERR_CONFIG,
                            "auth: unknown method '%.40s' (none, header, hmac, standard-webhooks, "
-                           "path)",
+                           "path, api-lookup)",
                            value);
         return WB_OK;
     }
@@ -627,12 +636,16 @@ int wb_auth_conf_set(wb_auth_conf_t **acp, const char *key, const char *value, c
     }
     if (strcmp(name, "allow_cidrs") == 0)
         return parse_cidrs(v, ac->allow, &ac->nallow, err, errsz);
+    if (wb_lookup_conf_key(name))
+        return wb_lookup_conf_set(&ac->lookup, name, v, err, errsz);
     if (strcmp(name, "trusted_proxies") == 0)
         return parse_cidrs(v, ac->proxies, &ac->nproxies, err, errsz);
     return wb_errf(err, errsz, WB_ERR_CONFIG,
                    "unknown key (auth, auth.header, auth.secret_env, auth.secret_file, "
                    "auth.encoding, auth.prefix, auth.tolerance_s, auth.allow_cidrs, "
-                   "auth.trusted_proxies)");
+                   "auth.trusted_proxies, and for api-lookup auth.url, auth.match, "
+                   "auth.scheme, auth.cache_s, auth.cache_max, auth.timeout_ms, "
+                   "auth.max_concurrent, auth.ca_file)");
 }
 
 /* Adds one secret to pr, checking it for the method. what names its
@@ -796,9 +809,10 @@ static int check_keys(const wb_auth_conf_t *ac, char *err, size_t errsz)
 {
     const char *m = method_names[ac->method];
     char k[64];
-    int wants_header = ac->method == M_HEADER || ac->method == M_HMAC;
+    int wants_header = ac->method == M_HEADER || ac->method == M_HMAC || ac->method == M_LOOKUP;
     int wants_secret = ac->method >= M_HEADER;
     size_t npairs = ac->method == M_HEADER ? MAX_PAIRS : 1;
+    const char *lk = wb_lookup_conf_first_key(ac->lookup);
 
     for (size_t i = 0; i < MAX_PAIRS; i++) {
         const pair_t *pr = &ac->pairs[i];
@@ -821,8 +835,15 @@ static int check_keys(const wb_auth_conf_t *ac, char *err, size_t errsz)
     if (ac->tolerance_set && ac->method != M_STANDARD)
         return wb_errf(err, errsz, WB_ERR_CONFIG, "auth.tolerance_s does not apply to auth = %s",
                        m);
+    if (lk != NULL && ac->method != M_LOOKUP)
+        return wb_errf(err, errsz, WB_ERR_CONFIG, "auth.%s does not apply to auth = %s", lk, m);
     if (ac->nproxies > 0 && ac->nallow == 0)
         return wb_errf(err, errsz, WB_ERR_CONFIG, "auth.trusted_proxies needs auth.allow_cidrs");
+    if (ac->method == M_LOOKUP) /* the credential is optional: a sidecar may need none */
+        return ac->pairs[0].header != NULL && !pair_has_source(&ac->pairs[0])
+                   ? wb_errf(err, errsz, WB_ERR_CONFIG,
+                             "auth.header needs auth.secret_env or auth.secret_file")
+                   : WB_OK;
     if (!wants_secret)
         return WB_OK;
     for (size_t i = 0; i < npairs; i++) {
@@ -863,7 +884,8 @@ int wb_auth_conf_finish(wb_auth_conf_t **acp, const char *provider, int real_bro
         int keys = 0;
         for (size_t i = 0; ac != NULL && i < MAX_PAIRS; i++)
             keys |= pair_is_set(&ac->pairs[i]);
-        if (ac != NULL && (keys || ac->encoding_set || ac->prefix != NULL || ac->tolerance_set))
+        if (ac != NULL && (keys || ac->encoding_set || ac->prefix != NULL || ac->tolerance_set ||
+                           ac->lookup != NULL))
             return wb_errf(err, errsz, WB_ERR_CONFIG,
                            "auth.* keys are set but auth (the method) is not");
         if (real_brokers) {
@@ -871,7 +893,8 @@ int wb_auth_conf_finish(wb_auth_conf_t **acp, const char *provider, int real_bro
             env_name(up, sizeof(up), provider != NULL ? provider : "NAME");
             return wb_errf(err, errsz, WB_ERR_CONFIG,
                            "no method, and real brokers are configured: choose one (header, hmac, "
-                           "standard-webhooks, path) or auth = none (BRIDGE_PROVIDER_%s_AUTH=none)",
+                           "standard-webhooks, path, api-lookup) or auth = none "
+                           "(BRIDGE_PROVIDER_%s_AUTH=none)",
                            up);
         }
         if (ac != NULL && (r = check_keys(ac, err, errsz)) != WB_OK)
@@ -902,6 +925,14 @@ int wb_auth_conf_finish(wb_auth_conf_t **acp, const char *provider, int real_bro
         r = wb_errf(err, errsz, WB_ERR_CONFIG, "OpenSSL offers no HMAC");
         goto fail;
     }
+    if (ac->method == M_LOOKUP) {
+        const pair_t *pr = &ac->pairs[0];
+        if ((r = wb_lookup_conf_finish(
+                 ac->lookup, pr->header != NULL ? pr->header : "Authorization",
+                 pr->nsecrets > 0 ? pr->secrets[0].p : NULL,
+                 pr->nsecrets > 0 ? pr->secrets[0].len : 0, err, errsz)) != WB_OK)
+            goto fail;
+    }
     ac->finished = 1;
     return WB_OK;
 
@@ -923,6 +954,7 @@ void wb_auth_conf_free(wb_auth_conf_t *ac)
     }
     free(ac->prefix);
     EVP_MAC_free(ac->mac);
+    wb_lookup_conf_free(ac->lookup);
     free(ac);
 }
 
@@ -934,6 +966,11 @@ const char *wb_auth_method_name(const wb_auth_conf_t *ac)
 int wb_auth_is_none(const wb_auth_conf_t *ac)
 {
     return ac == NULL || ac->method == M_UNSET || ac->method == M_NONE;
+}
+
+const wb_lookup_conf_t *wb_auth_lookup(const wb_auth_conf_t *ac)
+{
+    return ac != NULL && ac->method == M_LOOKUP && ac->finished ? ac->lookup : NULL;
 }
 
 int wb_auth_uses_path(const wb_auth_conf_t *ac)
@@ -1290,6 +1327,8 @@ int wb_auth_verify(const wb_auth_conf_t *ac, const wb_auth_req_t *in, const char
         return verify_standard(ac, in, code, err, errsz);
     case M_PATH:
         return verify_path(ac, in, code, err, errsz);
+    case M_LOOKUP: /* the provider's API decides (wb_auth_lookup, ingest.c) */
+        return WB_OK;
     }
     return deny(code, WB_AUTH_INVALID, err, errsz, "unknown method");
 }

@@ -1,7 +1,8 @@
 /* auth.h - per-provider authentication of a webhook, checked on the raw
  * request before anything is parsed or produced.
  * Owns: the methods (none, static header, HMAC-SHA256, Standard Webhooks,
- * secret path segment, source network allow-list), their secrets, secret
+ * secret path segment, source network allow-list; api-lookup's settings
+ * are lookup.c's), their secrets, secret
  * comparison in constant time, timestamp tolerance. Never logs secrets. */
 #ifndef WB_AUTH_H
 #define WB_AUTH_H
@@ -32,6 +33,11 @@ void wb_auth_conf_free(wb_auth_conf_t *ac);
 const char *wb_auth_method_name(const wb_auth_conf_t *ac);
 /* 1 if requests are accepted without any credential (method none or unset). */
 int wb_auth_is_none(const wb_auth_conf_t *ac);
+/* auth = api-lookup: its settings (lookup.h), NULL for every other method.
+ * wb_auth_verify checks only the source network then; the look-up decides. */
+struct wb_lookup_conf;
+const struct wb_lookup_conf *wb_auth_lookup(const wb_auth_conf_t *ac);
+
 /* 1 if the method expects a secret segment after /webhooks/NAME/. */
 int wb_auth_uses_path(const wb_auth_conf_t *ac);
 

@@ -3,6 +3,7 @@
  * the environment variable. The result is a snapshot that is never written
  * after start-up. Must not: log (main.c prints what this collects). */
 #include "config.h"
+#include "lookup.h"
 #include "provider.h"
 
 #include <errno.h>
@@ -499,6 +500,17 @@ int wb_config_load(wb_config_t *cfg, const char *path, char *const *env, wb_conf
             continue;
         if (wb_auth_conf_finish(&prov->auth, prov->name, real_brokers, err, sizeof(err)) != WB_OK)
             add_error(errs, "[provider.%s] auth: %s", prov->name, err);
+        const wb_lookup_conf_t *lc = wb_auth_lookup(prov->auth);
+        if (lc != NULL && prov->id_ptr == NULL)
+            add_error(errs,
+                      "[provider.%s] auth = api-lookup needs the event's id (id = a JSON "
+                      "Pointer): the API is asked for it",
+                      prov->name);
+        if (lc != NULL && wb_lookup_conf_timeout_ms(lc) + 500 > prov->deadline_ms)
+            add_error(errs,
+                      "[provider.%s] auth.timeout_ms (%u) must leave 500 ms under deadline_ms "
+                      "(%u) for Kafka",
+                      prov->name, wb_lookup_conf_timeout_ms(lc), prov->deadline_ms);
         if (prov->spool_after_ms == 0)
             prov->spool_after_ms = prov->deadline_ms / 5 * 3;
         if (prov->spool && cfg->spool_dir == NULL)

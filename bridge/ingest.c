@@ -14,6 +14,7 @@
 #include "conn.h"
 #include "event.h"
 #include "log.h"
+#include "lookup.h"
 #include "spool.h"
 #include "stats.h"
 #include "topics.h"
@@ -40,6 +41,7 @@ typedef enum {
     E_UNSAFE_TOPIC,
     E_SPOOL,
     E_RESETS,
+    E_AUTH_UNAVAILABLE,
 } wb_ingest_err_t;
 
 /* status 0: a failure answer, whose code comes from the provider's
@@ -64,6 +66,8 @@ static const struct {
     [E_SPOOL] = {0, NULL, "spool_full", "the spool could not keep the event (full, or the disk)"},
     [E_RESETS] = {0, NULL, "too_many_resets",
                   "this HTTP/2 connection reset too many streams and is being closed"},
+    [E_AUTH_UNAVAILABLE] = {0, NULL, "auth_unavailable",
+                            "the provider's API could not confirm the event; retry"},
     [E_UNSAFE_TOPIC] = {0, NULL, "topic_unsafe",
                         "the event's topic has too few replicas to keep it (refuse_unsafe_topics)"},
 };
@@ -112,9 +116,11 @@ struct wb_pending {
     struct timespec start;
     h2o_timeout_entry_t deadline;
     h2o_linklist_t node; /* in worker->pending while attached */
-    /* a record held until its topic is known (worker->held), not yet produced */
+    /* a record held until its topic is known (worker->held), or while the
+     * provider's API is asked about it (looking_up), not yet produced */
     h2o_linklist_t held_node;
-    char *held_value, *held_key;
+    char *held_value, *held_key, *held_reason;
+    int looking_up;
     size_t held_len, held_key_len;
     /* a spooling provider's record: its copy until spooled, then its place */
     char *sp_value, *sp_key, *sp_reason;
@@ -277,24 +283,32 @@ static const char *pend_written_topic(const wb_pending_t *pend)
     return pend->fallback != NULL ? pend->fallback : pend_topic(pend);
 }
 
-/* Answers a pending request with a 503 (deadline, drain) or the Kafka error. */
-static void answer_failure(wb_pending_t *pend, wb_ingest_err_t e, const char *detail)
+/* Answers a pending request with an error: a failure (deadline, drain, the
+ * Kafka error: from the rotation) or one of a fixed status (a refusal). */
+static void answer_error(wb_pending_t *pend, wb_ingest_err_t e, const char *code,
+                         const char *detail)
 {
     h2o_req_t *req = pend->req;
     wb_worker_t *w = pend->worker;
-    int status = failure_status(w, pend->prov, pend->prov_index);
+    int status =
+        errors[e].status != 0 ? errors[e].status : failure_status(w, pend->prov, pend->prov_index);
     detach(pend);
     wb_stats_count_status(&w->stats, pend->prov_index, status);
-    access_log(pend->prov, status, elapsed_ms(&pend->start), errors[e].code, pend_id(pend), NULL, 0,
-               0);
-    send_error(req, e, status, NULL, detail);
+    access_log(pend->prov, status, elapsed_ms(&pend->start), code != NULL ? code : errors[e].code,
+               pend_id(pend), NULL, 0, 0);
+    send_error(req, e, status, code, detail);
+}
+
+static void answer_failure(wb_pending_t *pend, wb_ingest_err_t e, const char *detail)
+{
+    answer_error(pend, e, NULL, detail);
 }
 
 static void on_deadline(h2o_timeout_entry_t *entry)
 {
     wb_pending_t *pend = H2O_STRUCT_FROM_MEMBER(wb_pending_t, deadline, entry);
     if (pend->req != NULL)
-        answer_failure(pend, E_TIMEOUT, NULL);
+        answer_failure(pend, pend->looking_up ? E_AUTH_UNAVAILABLE : E_TIMEOUT, NULL);
 }
 
 static void spool_copy_free(wb_pending_t *pend)
@@ -309,6 +323,7 @@ static void pending_free(wb_pending_t *pend)
 {
     free(pend->held_value);
     free(pend->held_key);
+    free(pend->held_reason);
     spool_copy_free(pend);
     free(pend);
 }
@@ -728,7 +743,7 @@ void wb_ingest_on_report(void *opaque, const wb_report_t *rep, void *ctx)
     double ms = elapsed_ms(&pend->start);
     rd_kafka_resp_err_t kerr;
 
-    if (pend->sp_seq != 0) { /* spooled while it was in the producer */
+    if (pend->sp_seq != 0) {        /* spooled while it was in the producer */
         int64_t seq = pend->sp_seq; /* removed before it is released to the replayer */
         if (rep->err == RD_KAFKA_RESP_ERR_NO_ERROR &&
             wb_spool_remove(w->shared->spool, pend->sp_seq) == WB_OK) {
@@ -860,6 +875,113 @@ static void keep_reading(h2o_req_t *req)
     h2o_socket_read_start(sock, on_read_while_waiting);
 }
 
+/* Keeps pend's record (value taken) while it waits: for its topic to be
+ * known, or for the provider's API. */
+static int hold_record(wb_pending_t *pend, char *value, size_t value_len, const char *key,
+                       size_t key_len, const char *reason)
+{
+    if ((pend->held_key = malloc(key_len + 1)) == NULL ||
+        (reason != NULL && (pend->held_reason = strdup(reason)) == NULL)) {
+        free(value);
+        return WB_ERR_NOMEM;
+    }
+    memcpy(pend->held_key, key, key_len);
+    pend->held_key_len = key_len;
+    pend->held_value = value;
+    pend->held_len = value_len;
+    return WB_OK;
+}
+
+/* A spooling provider's record waits spool_after_ms for its ack, then the
+ * spool takes it (on_spool_after). */
+static void spool_timer_start(wb_worker_t *w, wb_pending_t *pend)
+{
+    if (spooling(w, pend->prov) && pend->sp_seq == 0 && !pend->reported)
+        h2o_timeout_link(w->ctx.loop, &w->spool_timers[pend->prov_index], &pend->sp_timer);
+}
+
+/* Hands pend's record (value malloc'ed, taken) to the spool, to the wait for
+ * its topic, or to the producer. Returns -1 when it went (a report, the
+ * spool or the tick answers), else the error to answer (*detail set or
+ * NULL); pend is the caller's to free then. */
+static int send_record(wb_worker_t *w, wb_pending_t *pend, char *value, size_t value_len,
+                       const char *key, size_t key_len, const char *reason, const char **detail)
+{
+    rd_kafka_resp_err_t kerr;
+    int unsafe = 0, spool_it = spooling(w, pend->prov);
+    /* the topic: one the cluster has, one it does not (the fallback), or
+     * one not known yet (held until the registry finds out, tick) */
+    wb_topic_state_t ts = wb_topics_state(w->shared->topics, pend_topic(pend), &unsafe);
+    *detail = NULL;
+    if (unsafe && w->cfg->refuse_unsafe_topics) {
+        free(value);
+        return E_UNSAFE_TOPIC;
+    }
+    if (spool_it && spool_copy(pend, value, value_len, key, key_len, reason) != WB_OK) {
+        free(value);
+        *detail = "out of memory";
+        return E_OVERLOADED;
+    }
+    if (spool_it && behind_spool(w, pend->prov_index)) {
+        /* behind its provider's spooled records: the same way, in order */
+        free(value);
+        pend->reported = 1;
+        if (spool_add(w, pend, 0) != WB_OK)
+            return E_SPOOL;
+    } else if (ts == WB_TOPIC_UNKNOWN && !pend->deadletter) {
+        if (hold_record(pend, value, value_len, key, key_len, NULL) != WB_OK) {
+            *detail = "out of memory";
+            return E_OVERLOADED;
+        }
+        h2o_linklist_insert(&w->held, &pend->held_node);
+    } else if (dispatch(w, pend, value, value_len, key, key_len, reason, ts, &kerr) != WB_OK) {
+        wb_stats_count_kafka_error(&w->stats, kerr);
+        if (spool_it && kafka_unavailable(kerr) && spool_add(w, pend, 0) == WB_OK) {
+            pend->reported = 1; /* refused at once (queue full): the spool takes it */
+        } else {
+            *detail = rd_kafka_err2str(kerr);
+            return kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL ? E_OVERLOADED : E_KAFKA;
+        }
+    }
+    return -1;
+}
+
+/* The provider's API has answered about pend's event (lookup.c). */
+static void on_looked_up(void *data, wb_lookup_result_t res, const char *why)
+{
+    wb_pending_t *pend = data;
+    wb_worker_t *w = pend->worker;
+    char *value = pend->held_value, *key = pend->held_key, *reason = pend->held_reason;
+    const char *detail = NULL;
+    pend->held_value = pend->held_key = pend->held_reason = NULL;
+    pend->looking_up = 0;
+    if (pend->req != NULL && res == WB_LOOKUP_CONFIRMED) {
+        int e =
+            send_record(w, pend, value, pend->held_len, key, pend->held_key_len, reason, &detail);
+        free(key);
+        free(reason);
+        if (e < 0) { /* its report (or the spool) answers and frees it */
+            spool_timer_start(w, pend);
+            return;
+        }
+        answer_error(pend, (wb_ingest_err_t)e, NULL, detail);
+        pending_free(pend);
+        return;
+    }
+    free(value);
+    free(key);
+    free(reason);
+    if (pend->req == NULL) { /* answered (deadline, drain) or gone: nothing to write */
+    } else if (res == WB_LOOKUP_REFUSED) {
+        atomic_fetch_add_explicit(&w->stats.auth_failures[pend->prov_index], 1,
+                                  memory_order_relaxed);
+        answer_error(pend, E_AUTH, WB_AUTH_INVALID, why);
+    } else {
+        answer_error(pend, res == WB_LOOKUP_CANCELLED ? E_DRAINING : E_AUTH_UNAVAILABLE, NULL, why);
+    }
+    pending_free(pend);
+}
+
 int wb_ingest_not_found(h2o_handler_t *self, h2o_req_t *req)
 {
     return reject(req, NULL, WB_MAX_PROVIDERS, E_NOT_FOUND, NULL, NULL);
@@ -966,14 +1088,6 @@ int wb_ingest_on_req(h2o_handler_t *self, h2o_req_t *req)
         return reject(req, prov, pi, r == WB_ERR_TOO_LARGE ? E_TOO_LARGE : E_OVERLOADED, NULL,
                       NULL);
     }
-    /* the topic: one the cluster has, one it does not (the fallback), or
-     * one not known yet (held until the registry finds out, tick) */
-    int unsafe = 0;
-    wb_topic_state_t ts = wb_topics_state(w->shared->topics, ev.topic, &unsafe);
-    if (unsafe && cfg->refuse_unsafe_topics) {
-        wb_event_free(&ev);
-        return reject(req, prov, pi, E_UNSAFE_TOPIC, NULL, NULL);
-    }
     wb_pending_t *pend = pending_new(w, prov, pi, &ev, &start);
     if (pend == NULL) {
         wb_event_free(&ev);
@@ -981,43 +1095,42 @@ int wb_ingest_on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     size_t value_len = ev.value.len;
     char *value = wb_buf_steal(&ev.value, NULL);
-    rd_kafka_resp_err_t kerr;
-    int spool_it = spooling(w, prov);
-    if (spool_it && spool_copy(pend, value, value_len, ev.key, ev.key_len,
-                               ev.deadletter ? ev.reason : NULL) != WB_OK) {
-        free(value);
-        pending_free(pend);
-        return reject(req, prov, pi, E_OVERLOADED, NULL, "out of memory");
-    }
-    if (spool_it && behind_spool(w, pi)) {
-        /* behind its provider's spooled records: the same way, in order */
-        free(value);
-        pend->reported = 1;
-        if (spool_add(w, pend, 0) != WB_OK) {
-            pending_free(pend);
-            return reject(req, prov, pi, E_SPOOL, NULL, NULL);
-        }
-    } else if (ts == WB_TOPIC_UNKNOWN && !ev.deadletter) {
-        if ((pend->held_key = malloc(ev.key_len + 1)) == NULL) {
-            free(value);
+    const char *reason = ev.deadletter ? ev.reason : NULL;
+    const char *detail = NULL;
+
+    /* auth = api-lookup: the provider's API confirms the event first; the
+     * record waits in pend (on_looked_up sends it), unless the cache knows */
+    const wb_lookup_conf_t *lc = wb_auth_lookup(prov->auth);
+    wb_lookup_result_t lr = WB_LOOKUP_CONFIRMED;
+    if (lc != NULL) {
+        if (hold_record(pend, value, value_len, ev.key, ev.key_len, reason) != WB_OK) {
             pending_free(pend);
             return reject(req, prov, pi, E_OVERLOADED, NULL, "out of memory");
         }
-        memcpy(pend->held_key, ev.key, ev.key_len);
-        pend->held_key_len = ev.key_len;
-        pend->held_value = value;
-        pend->held_len = value_len;
-        h2o_linklist_insert(&w->held, &pend->held_node);
-    } else if (dispatch(w, pend, value, value_len, ev.key, ev.key_len,
-                        ev.deadletter ? ev.reason : NULL, ts, &kerr) != WB_OK) {
-        wb_stats_count_kafka_error(&w->stats, kerr);
-        if (spool_it && kafka_unavailable(kerr) && spool_add(w, pend, 0) == WB_OK) {
-            pend->reported = 1; /* refused at once (queue full): the spool takes it */
-        } else {
+        lr = wb_lookup_start(w->lookup, pi, lc, &w->json, ev.id, ev.id_len, on_looked_up, pend, err,
+                             sizeof(err));
+        if (lr != WB_LOOKUP_PENDING) { /* decided at once: the record is back here */
+            value = pend->held_value;
+            free(pend->held_key);
+            free(pend->held_reason);
+            pend->held_value = pend->held_key = pend->held_reason = NULL;
+        }
+    }
+    if (lr == WB_LOOKUP_PENDING) {
+        pend->looking_up = 1;
+    } else if (lr != WB_LOOKUP_CONFIRMED) {
+        free(value);
+        pending_free(pend);
+        if (lr == WB_LOOKUP_REFUSED) {
+            atomic_fetch_add_explicit(&w->stats.auth_failures[pi], 1, memory_order_relaxed);
+            return reject(req, prov, pi, E_AUTH, WB_AUTH_INVALID, err);
+        }
+        return reject(req, prov, pi, E_AUTH_UNAVAILABLE, NULL, err);
+    } else {
+        int e = send_record(w, pend, value, value_len, ev.key, ev.key_len, reason, &detail);
+        if (e >= 0) {
             pending_free(pend);
-            return reject(req, prov, pi,
-                          kerr == RD_KAFKA_RESP_ERR__QUEUE_FULL ? E_OVERLOADED : E_KAFKA, NULL,
-                          rd_kafka_err2str(kerr));
+            return reject(req, prov, pi, (wb_ingest_err_t)e, NULL, detail);
         }
     }
 
@@ -1028,8 +1141,8 @@ int wb_ingest_on_req(h2o_handler_t *self, h2o_req_t *req)
     pend->req = req;
     h2o_linklist_insert(&w->pending, &pend->node);
     h2o_timeout_link(w->ctx.loop, &w->deadlines[pi], &pend->deadline);
-    if (spool_it && pend->sp_seq == 0 && !pend->reported)
-        h2o_timeout_link(w->ctx.loop, &w->spool_timers[pi], &pend->sp_timer);
+    if (!pend->looking_up)
+        spool_timer_start(w, pend);
     atomic_fetch_add_explicit(&w->stats.inflight, 1, memory_order_relaxed);
     if (req->version < 0x200)
         keep_reading(req);

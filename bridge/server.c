@@ -183,6 +183,11 @@ static void worker_start(wb_worker_t *w)
     w->listener->data = w;
     h2o_socket_read_start(w->listener, on_accept);
     wb_kafka_attach(w->kafka, w->ctx.loop);
+    if (w->shared->lookup != NULL &&
+        (w->lookup = wb_lookup_client_new(w->shared->lookup, w->ctx.loop,
+                                          &w->ctx.receivers.hostinfo_getaddr)) == NULL)
+        wb_logf(WB_LOG_ERROR, "worker %u: no memory for the api-lookup client: its look-ups fail",
+                w->id);
 }
 
 /* On the worker's thread, before it ends: its h2o objects go with it (their
@@ -193,6 +198,8 @@ static void worker_stop(wb_worker_t *w)
     h2o_evloop_t *loop = w->ctx.loop;
     stop_accepting(w);
     wb_kafka_detach(w->kafka);
+    wb_lookup_client_free(w->lookup); /* what still waits for an API: cancelled */
+    w->lookup = NULL;
     h2o_evloop_run(loop, 0); /* let the closed sockets go */
     for (unsigned p = 0; p < w->cfg->nproviders; p++) {
         h2o_timeout_dispose(loop, &w->deadlines[p]);
@@ -404,6 +411,16 @@ wb_server_t *wb_server_new(const wb_config_t *cfg, const char *bootstrap, char *
             atomic_init(&srv->shared.spooled_pending[i],
                         (long)wb_spool_count(srv->shared.spool, cfg->providers[i].name));
     }
+    const wb_lookup_conf_t *lookups[WB_MAX_PROVIDERS] = {NULL};
+    int any_lookup = 0;
+    for (unsigned i = 0; i < cfg->nproviders; i++)
+        if (cfg->providers[i].enabled &&
+            (lookups[i] = wb_auth_lookup(cfg->providers[i].auth)) != NULL)
+            any_lookup = 1;
+    if (any_lookup && (srv->shared.lookup = wb_lookup_new(lookups, cfg->nproviders)) == NULL) {
+        wb_errf(err, errsz, WB_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
     for (unsigned i = 0; i < srv->nworkers; i++)
         if (worker_init(srv, &srv->workers[i], i, bootstrap, err, errsz) != 0)
             goto fail;
@@ -415,6 +432,7 @@ wb_server_t *wb_server_new(const wb_config_t *cfg, const char *bootstrap, char *
     srv->view.topics = srv->shared.topics;
     srv->view.spool = srv->shared.spool;
     srv->view.spooled_pending = srv->shared.spooled_pending;
+    srv->view.lookup = srv->shared.lookup;
     return srv;
 fail:
     wb_server_free(srv);
@@ -444,6 +462,7 @@ void wb_server_free(wb_server_t *srv)
     }
     wb_topics_free(srv->shared.topics);
     wb_spool_close(srv->shared.spool);
+    wb_lookup_free(srv->shared.lookup);
     h2o_config_dispose(&srv->globalconf);
     free(srv->workers);
     free(srv->stats);

@@ -60,6 +60,7 @@ typedef struct {
     wb_topics_t *topics;     /* the topic registry, for the unsafe topics */
     struct wb_spool *spool;  /* NULL: no spool */
     const atomic_long *spooled_pending; /* per provider: in the spool, not yet acknowledged */
+    struct wb_lookup *lookup;           /* api-lookup's counts; NULL: no provider uses it */
 } wb_stats_view_t;
 
 void wb_stats_count_status(wb_stats_t *st, unsigned prov_index, int status);

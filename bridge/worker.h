@@ -8,6 +8,7 @@
 #include "config.h"
 #include "json.h"
 #include "kafka.h"
+#include "lookup.h"
 #include "spool.h"
 #include "stats.h"
 #include "topics.h"
@@ -25,6 +26,7 @@ typedef struct {
     wb_spool_t *spool;   /* NULL: no [spool] dir */
     /* per provider: its records in the spool, not yet acknowledged */
     atomic_long spooled_pending[WB_MAX_PROVIDERS];
+    wb_lookup_t *lookup; /* api-lookup's caches; NULL: no provider uses it */
 } wb_shared_t;
 
 /* Peers remembered per worker after a refusal (the oldest is forgotten). */
@@ -42,6 +44,7 @@ typedef struct wb_worker {
     h2o_accept_ctx_t accept_ctx;
     h2o_socket_t *listener;
     wb_kafka_t *kafka;
+    wb_lookup_client_t *lookup; /* api-lookup's client on this loop, or NULL */
     wb_json_t json;
     h2o_timeout_t deadlines[WB_MAX_PROVIDERS];
     h2o_linklist_t pending; /* wb_pending_t still attached to a request */
