@@ -500,6 +500,16 @@ int wb_config_load(wb_config_t *cfg, const char *path, char *const *env, wb_conf
             continue;
         if (wb_auth_conf_finish(&prov->auth, prov->name, real_brokers, err, sizeof(err)) != WB_OK)
             add_error(errs, "[provider.%s] auth: %s", prov->name, err);
+        if (prov->spool_after_ms == 0)
+            prov->spool_after_ms = prov->deadline_ms / 5 * 3;
+        if (prov->spool && cfg->spool_dir == NULL)
+            add_error(errs, "[provider.%s] spool = on needs [spool] dir (BRIDGE_SPOOL_DIR)",
+                      prov->name);
+        if (prov->spool && prov->spool_after_ms + 500 > prov->deadline_ms)
+            add_error(errs,
+                      "[provider.%s] spool_after_ms (%u) must leave 500 ms under deadline_ms (%u) "
+                      "for the fsync",
+                      prov->name, prov->spool_after_ms, prov->deadline_ms);
         const wb_lookup_conf_t *lc = wb_auth_lookup(prov->auth);
         if (lc != NULL && prov->id_ptr == NULL)
             add_error(errs,
@@ -511,16 +521,13 @@ int wb_config_load(wb_config_t *cfg, const char *path, char *const *env, wb_conf
                       "[provider.%s] auth.timeout_ms (%u) must leave 500 ms under deadline_ms "
                       "(%u) for Kafka",
                       prov->name, wb_lookup_conf_timeout_ms(lc), prov->deadline_ms);
-        if (prov->spool_after_ms == 0)
-            prov->spool_after_ms = prov->deadline_ms / 5 * 3;
-        if (prov->spool && cfg->spool_dir == NULL)
-            add_error(errs, "[provider.%s] spool = on needs [spool] dir (BRIDGE_SPOOL_DIR)",
-                      prov->name);
-        if (prov->spool && prov->spool_after_ms + 500 > prov->deadline_ms)
+        if (lc != NULL && prov->spool &&
+            wb_lookup_conf_timeout_ms(lc) + prov->spool_after_ms + 500 > prov->deadline_ms)
             add_error(errs,
-                      "[provider.%s] spool_after_ms (%u) must leave 500 ms under deadline_ms (%u) "
-                      "for the fsync",
-                      prov->name, prov->spool_after_ms, prov->deadline_ms);
+                      "[provider.%s] auth.timeout_ms (%u) + spool_after_ms (%u) must leave 500 ms "
+                      "under deadline_ms (%u): the look-up comes before the record is written",
+                      prov->name, wb_lookup_conf_timeout_ms(lc), prov->spool_after_ms,
+                      prov->deadline_ms);
     }
     return errs->n == 0 ? WB_OK : WB_ERR_CONFIG;
 }

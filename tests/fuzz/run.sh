@@ -4,7 +4,7 @@
 # fuzzes from its seed corpus (corpus/<target>/) with its dictionary
 # (<target>.dict).
 #
-#   run.sh <target> [seconds | -runs=N]    json, auth, provider, route, config
+#   run.sh <target> [seconds | -runs=N]    json, auth, provider, route, config, lookup
 #   run.sh all [seconds | -runs=N]         every target in turn
 #
 # Default 20 s. Each target links only the bridge sources it needs. After
@@ -18,10 +18,10 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cc=${WB_FUZZ_CC:-clang}
-targets="json auth provider route config"
+targets="json auth provider route config lookup"
 
 usage() {
-    echo "usage: run.sh <json|auth|provider|route|config|all> [seconds | -runs=N]" >&2
+    echo "usage: run.sh <json|auth|provider|route|config|lookup|all> [seconds | -runs=N]" >&2
     exit 2
 }
 
@@ -29,10 +29,11 @@ usage() {
 target_conf() {
     case $1 in
     json) srcs="json.c common.c" pkgs="" maxlen=8192 ;;
-    auth) srcs="auth.c common.c" pkgs="libcrypto" maxlen=4096 ;;
-    provider) srcs="event.c json.c route.c provider.c auth.c common.c" pkgs="libcrypto" maxlen=8192 ;;
+    auth) srcs="auth.c lookup.c json.c common.c" pkgs="libcrypto libssl libh2o-evloop" maxlen=4096 ;;
+    provider) srcs="event.c json.c route.c provider.c auth.c lookup.c common.c" pkgs="libcrypto libssl libh2o-evloop" maxlen=8192 ;;
     route) srcs="route.c common.c" pkgs="" maxlen=1024 ;;
-    config) srcs="config.c provider.c auth.c route.c common.c" pkgs="libcrypto inih rdkafka" maxlen=8192 ;;
+    config) srcs="config.c provider.c auth.c route.c lookup.c json.c common.c" pkgs="libcrypto libssl inih rdkafka libh2o-evloop" maxlen=8192 ;;
+    lookup) srcs="lookup.c json.c common.c" pkgs="libcrypto libssl libh2o-evloop" maxlen=2048 ;;
     *) usage ;;
     esac
 }

@@ -163,3 +163,20 @@ config("env-only", "", flags=F_NO_FILE,
 # a regression input, not a seed: every execution would build 12 KB records
 provider("long-source", PIRIOD, fixture("piriod/payment-created.json"), flags=F_SETTINGS,
          settings=("", "", "", "", "", "", "", "\x01" * 2100), where="regressions")
+
+# ---- lookup: [output size / 16] template match id
+def lookup(name, outsz16, template, match, id_):
+    write("lookup", name, bytes([outsz16]) + fields(template, match, id_))
+
+
+lookup("shoperti", 16, "https://api.shoperti.com/v1/events/{id}", "/topic", "evt_1001")
+lookup("escapes", 4, "http://127.0.0.1:18555/v1/events/{id}?again={id}", "/id=/data/id, /topic",
+       "evt/1?x=%41 é😀")
+lookup("small", 0, "{id}", "", "a b")
+lookup("v6", 255, "http://[::1]:9/e/{id}", "/a/b", b"\0\xff")
+lookup("not-loopback", 20, "http://192.0.2.1/e/{id}", "topic", "x")
+config("api-lookup", "[provider.shoperti]\nauth = api-lookup\n"
+       "auth.url = http://127.0.0.1:9/v1/events/{id}?x={id}\nauth.match = /topic, /id=/data/id\n"
+       "auth.scheme = Bearer\nauth.secret_env = WBFZ_HMAC\nauth.cache_s = 0\n"
+       "auth.timeout_ms = 900\nauth.max_concurrent = 2\n",
+       env="WBFZ_HMAC=token")

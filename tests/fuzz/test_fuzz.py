@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 SECONDS = 10
-TARGETS = ["json", "auth", "provider", "route", "config"]
+TARGETS = ["json", "auth", "provider", "route", "config", "lookup"]
 
 
 @pytest.mark.parametrize("target", TARGETS)
