@@ -31,7 +31,6 @@
  * TLS error, a timeout, an answer that is not JSON or lacks a matched field,
  * over 64 KiB) -> failed. */
 #include "lookup.h"
-#include "config.h" /* WB_MAX_PROVIDERS */
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -407,8 +406,8 @@ typedef struct {
 
 struct wb_lookup {
     unsigned n;
-    const wb_lookup_conf_t *confs[WB_MAX_PROVIDERS];
-    provider_state_t prov[WB_MAX_PROVIDERS];
+    const wb_lookup_conf_t **confs; /* [n] */
+    provider_state_t prov[];        /* [n] */
 };
 
 static void cache_value_free(h2o_iovec_t v)
@@ -418,10 +417,14 @@ static void cache_value_free(h2o_iovec_t v)
 
 wb_lookup_t *wb_lookup_new(const wb_lookup_conf_t *const *confs, unsigned n)
 {
-    wb_lookup_t *lk = calloc(1, sizeof(*lk));
+    wb_lookup_t *lk = calloc(1, sizeof(*lk) + n * sizeof(lk->prov[0]));
     if (lk == NULL)
         return NULL;
-    lk->n = n < WB_MAX_PROVIDERS ? n : WB_MAX_PROVIDERS;
+    if ((lk->confs = calloc(n > 0 ? n : 1, sizeof(*lk->confs))) == NULL) {
+        free(lk);
+        return NULL;
+    }
+    lk->n = n;
     for (unsigned i = 0; i < lk->n; i++) {
         lk->confs[i] = confs[i];
         if (confs[i] != NULL && confs[i]->cache_s > 0)
@@ -440,6 +443,7 @@ void wb_lookup_free(wb_lookup_t *lk)
     for (unsigned i = 0; i < lk->n; i++)
         if (lk->prov[i].cache != NULL)
             h2o_cache_destroy(lk->prov[i].cache);
+    free(lk->confs);
     free(lk);
 }
 
@@ -477,7 +481,7 @@ struct wb_lookup_client {
     wb_lookup_t *lk;
     h2o_loop_t *loop;
     wb_json_t json; /* parses answers */
-    slot_t slots[WB_MAX_PROVIDERS];
+    slot_t slots[]; /* one per provider of lk */
 };
 
 typedef struct {
@@ -499,7 +503,7 @@ typedef struct {
 wb_lookup_client_t *wb_lookup_client_new(wb_lookup_t *lk, h2o_loop_t *loop,
                                          h2o_multithread_receiver_t *getaddr)
 {
-    wb_lookup_client_t *c = calloc(1, sizeof(*c));
+    wb_lookup_client_t *c = calloc(1, sizeof(*c) + lk->n * sizeof(c->slots[0]));
     if (c == NULL)
         return NULL;
     c->lk = lk;
