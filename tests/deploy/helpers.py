@@ -206,6 +206,33 @@ def load_compose():
     return yaml.safe_load((SOURCE_DIR / "docker-compose.yml").read_text())
 
 
+def compose_bind_mounts(svc):
+    """{container path: host path} of a compose service's bind mounts
+    (short syntax SOURCE:TARGET[:MODE] whose source is a path; named volumes
+    are left out), host paths resolved from the repository root."""
+    out = {}
+    for v in svc.get("volumes", []):
+        source, target = v.split(":")[:2]
+        if source.startswith((".", "/", "~")):
+            out[target] = (SOURCE_DIR / source).resolve()
+    return out
+
+
+def compose_bridge_config(compose):
+    """The configuration file the compose stack's bridge reads: the host file
+    mounted over the image's BRIDGE_CONFIG, else the image's own copy (the
+    bridge stage's COPY of deploy/bridge.example.ini)."""
+    stages, _ = parse_dockerfile((SOURCE_DIR / "deploy/Dockerfile").read_text())
+    bridge = next(s for s in stages if s[0] == "bridge")
+    image_env = dict(a.split("=", 1) for i, a in bridge[2] if i == "ENV")
+    path = image_env["BRIDGE_CONFIG"]
+    mounted = compose_bind_mounts(compose["services"]["bridge"]).get(path)
+    if mounted is not None:
+        return mounted
+    copies = [a.split() for i, a in bridge[2] if i == "COPY" and not a.startswith("--from=")]
+    return SOURCE_DIR / next(src for src, dst in copies if dst == path)
+
+
 def env_dict(environment):
     """A service's environment (dict or KEY=VALUE list) as a dict of strings."""
     if environment is None:

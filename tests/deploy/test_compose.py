@@ -23,17 +23,26 @@ import time
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from helpers import (SOURCE_DIR, env_dict, env_path, load_compose, parse_dockerfile,  # noqa: E402
-                     parse_ini, require_node_module, run, sanitizer_env, secret_env_names,
-                     unread_bridge_vars)
+from helpers import (SOURCE_DIR, compose_bind_mounts, compose_bridge_config, env_dict,  # noqa: E402
+                     env_path, load_compose, parse_dockerfile, parse_ini, require_node_module,
+                     run, sanitizer_env, secret_env_names, unread_bridge_vars)
 
 VALIDATOR = pathlib.Path(__file__).resolve().parent / "validate_compose.mjs"
 BROKERS = ["kafka-0", "kafka-1", "kafka-2"]
 
 
+IMAGE_INI = SOURCE_DIR / "deploy/bridge.example.ini"
+
+
 @pytest.fixture(scope="module")
 def compose():
     return load_compose()
+
+
+@pytest.fixture(scope="module")
+def bridge_ini(compose):
+    """The configuration file the compose bridge reads (mounted over the image's)."""
+    return compose_bridge_config(compose)
 
 
 def validate(doc, tmp_path):
@@ -204,12 +213,14 @@ def test_topic_job(compose):
     assert sorted(topics) == sorted(d["spec"]["topicName"] for d in docs if d)
 
 
-def test_topics_cover_routes(compose):
-    """Every topic a [routes] entry of the image's configuration names is created."""
+def test_topics_cover_routes(compose, bridge_ini):
+    """Every topic a [routes] entry of the stack's (and the image's) configuration
+    names is created."""
     _, _, topics = topic_job(compose)
-    ini = parse_ini((SOURCE_DIR / "deploy/bridge.example.ini").read_text())
-    for glob, topic in ini.get("routes", {}).items():
-        assert topic in topics, f"route {glob} -> {topic} has no topic in kafka-init"
+    for path in (bridge_ini, IMAGE_INI):
+        ini = parse_ini(path.read_text())
+        for glob, topic in ini.get("routes", {}).items():
+            assert topic in topics, f"{path.name}: route {glob} -> {topic} has no topic in kafka-init"
 
 
 # ---- bridge and consumer --------------------------------------------------------------
@@ -225,7 +236,7 @@ def seconds(duration):
     return int(m.group(1))
 
 
-def test_bridge_service(compose):
+def test_bridge_service(compose, bridge_ini):
     svc = compose["services"]["bridge"]
     stages, _ = parse_dockerfile((SOURCE_DIR / svc["build"]["dockerfile"]).read_text())
     assert svc["build"]["context"] == "."
@@ -246,8 +257,38 @@ def test_bridge_service(compose):
     test = " ".join(svc["healthcheck"]["test"])
     assert "/dev/tcp/127.0.0.1/9090" in test and "GET /readyz" in test
     # SIGTERM drain fits in the stop timeout
-    ini = parse_ini((SOURCE_DIR / "deploy/bridge.example.ini").read_text())
+    ini = parse_ini(bridge_ini.read_text())
     assert seconds(svc["stop_grace_period"]) > drain_timeout_s(ini, env) + 5
+
+
+SHOPERTI_AUTH_KEYS = re.compile(r"auth(\..*)?")
+
+
+def test_bridge_config_is_the_images_but_shopertis_auth(compose, bridge_ini):
+    """The stack mounts its own configuration over the image's: the same file
+    (deploy/bridge.example.ini) except that Shoperti, which signs nothing, is
+    authenticated by a secret path segment instead of by its API (no Shoperti
+    API token on a laptop)."""
+    assert bridge_ini != IMAGE_INI and bridge_ini.is_file(), bridge_ini
+    assert bridge_ini.parent == IMAGE_INI.parent
+    mounted = compose_bind_mounts(compose["services"]["bridge"])
+    assert mounted == {"/etc/webhook-bridge/bridge.ini": bridge_ini}, "one file, nothing else"
+    assert any(v.endswith(":/etc/webhook-bridge/bridge.ini:ro")
+               for v in compose["services"]["bridge"]["volumes"]), "mounted read-only"
+    stack, image = parse_ini(bridge_ini.read_text()), parse_ini(IMAGE_INI.read_text())
+
+    def without_shoperti_auth(ini):
+        return {s: {k: v for k, v in kv.items()
+                    if not (s == "provider.shoperti" and SHOPERTI_AUTH_KEYS.fullmatch(k))}
+                for s, kv in ini.items()}
+
+    assert without_shoperti_auth(stack) == without_shoperti_auth(image)
+    shoperti = {k: v for k, v in stack["provider.shoperti"].items() if k.startswith("auth")}
+    assert shoperti == {"auth": "path", "auth.secret_env": "SHOPERTI_PATH_TOKEN"}
+    assert image["provider.shoperti"]["auth"] == "api-lookup"
+    # the demo token is a valid path token (16-256 of A-Z a-z 0-9 - . _ ~)
+    token = env_dict(compose["services"]["bridge"]["environment"])["SHOPERTI_PATH_TOKEN"]
+    assert re.fullmatch(r"[A-Za-z0-9._~-]{16,256}", token), token
 
 
 def test_bridge_spool_volume(compose):
@@ -257,7 +298,7 @@ def test_bridge_spool_volume(compose):
     svc = compose["services"]["bridge"]
     env = env_dict(svc["environment"])
     spool = env["BRIDGE_SPOOL_DIR"]
-    mounts = dict(v.split(":", 1)[::-1] for v in svc["volumes"])
+    mounts = dict(v.split(":")[:2][::-1] for v in svc["volumes"])
     assert spool in mounts, svc["volumes"]
     assert mounts[spool] in compose["volumes"]
     assert env["BRIDGE_PROVIDER_PIRIOD_SPOOL"] == "on"
@@ -276,11 +317,11 @@ def test_consumer_service(compose):
     assert svc["read_only"] is True and svc["cap_drop"] == ["ALL"]
 
 
-def test_env_vars_are_read(compose):
+def test_env_vars_are_read(compose, bridge_ini):
     """Every variable the compose file gives a program is one that program reads."""
     services = compose["services"]
     env = env_dict(services["bridge"]["environment"])
-    ini = parse_ini((SOURCE_DIR / "deploy/bridge.example.ini").read_text())
+    ini = parse_ini(bridge_ini.read_text())
     assert unread_bridge_vars(env, ini, env) == []
     # and every secret the configuration names is given
     missing = secret_env_names(ini, env) - set(env)
@@ -295,21 +336,63 @@ def test_env_vars_are_read(compose):
             assert var == "CLUSTER_ID" or var.startswith("KAFKA_"), var
 
 
-def test_bridge_config_accepted(compose):
-    """The image's configuration with the compose environment passes
-    `webhook-bridge --check-config`."""
+def check_config(ini, env):
     bridge = env_path("WB_BRIDGE")
     if bridge is None:
         pytest.skip("WB_BRIDGE not set")
+    return run([str(bridge), "--config", str(ini), "--check-config"],
+               env={"PATH": os.environ.get("PATH", "/usr/bin"), **env})
+
+
+def test_bridge_config_accepted(compose, bridge_ini):
+    """The stack's configuration with the compose environment passes
+    `webhook-bridge --check-config`."""
     env = env_dict(compose["services"]["bridge"]["environment"])
-    res = run([str(bridge), "--config", str(SOURCE_DIR / "deploy/bridge.example.ini"),
-               "--check-config"], env={"PATH": os.environ.get("PATH", "/usr/bin"), **env})
+    res = check_config(bridge_ini, env)
     assert res.returncode == 0, res.stdout + res.stderr
     # without the secrets it refuses (so the check above is not vacuous)
     no_secrets = {k: v for k, v in env.items() if k.startswith("BRIDGE_")}
-    res = run([str(bridge), "--config", str(SOURCE_DIR / "deploy/bridge.example.ini"),
-               "--check-config"], env={"PATH": os.environ.get("PATH", "/usr/bin"), **no_secrets})
+    res = check_config(bridge_ini, no_secrets)
     assert res.returncode != 0
+    # Shoperti's path token is one of them
+    res = check_config(bridge_ini, {k: v for k, v in env.items() if k != "SHOPERTI_PATH_TOKEN"})
+    assert res.returncode != 0 and "SHOPERTI_PATH_TOKEN" in res.stdout + res.stderr
+
+
+def commented_env(compose_text, prefix):
+    """The `#   NAME: "value"` lines of the compose file's comments whose
+    NAME starts with prefix, as a dict."""
+    return dict(re.findall(r'^\s*#\s+(' + prefix + r'[A-Z0-9_]*): "([^"]*)"\s*$', compose_text,
+                           re.M))
+
+
+def test_production_switch_in_the_comment_is_accepted(compose, bridge_ini):
+    """The environment the compose file's comment gives for production
+    (Shoperti confirmed by its API, auth = api-lookup) turns the stack's
+    configuration into one the bridge accepts, given the API token; and the
+    same settings as the image's and the Kubernetes configuration."""
+    switch = commented_env((SOURCE_DIR / "docker-compose.yml").read_text(),
+                           "BRIDGE_PROVIDER_SHOPERTI_")
+    assert switch.get("BRIDGE_PROVIDER_SHOPERTI_AUTH") == "api-lookup", switch
+    env = {k: v for k, v in env_dict(compose["services"]["bridge"]["environment"]).items()
+           if k != "SHOPERTI_PATH_TOKEN"}
+    env.update(switch)
+    token_var = switch["BRIDGE_PROVIDER_SHOPERTI_AUTH_SECRET_ENV"]
+    res = check_config(bridge_ini, {**env, token_var: "an-api-token"})
+    assert res.returncode == 0, res.stdout + res.stderr
+    res = check_config(bridge_ini, env)
+    assert res.returncode != 0 and token_var in res.stdout + res.stderr
+    # the image's configuration says the same
+    image = parse_ini(IMAGE_INI.read_text())["provider.shoperti"]
+    k8s = parse_ini((SOURCE_DIR / "deploy/k8s/bridge.ini").read_text())["provider.shoperti"]
+    # BRIDGE_PROVIDER_SHOPERTI_AUTH_SECRET_ENV -> auth.secret_env
+    as_keys = {"auth" + k[len("BRIDGE_PROVIDER_SHOPERTI_AUTH"):].lower().replace("_", ".", 1): v
+               for k, v in switch.items()}
+    assert as_keys == {k: v for k, v in image.items() if k.startswith("auth")}
+    assert as_keys == {k: v for k, v in k8s.items() if k.startswith("auth")}
+    res = check_config(IMAGE_INI, {**env_dict(compose["services"]["bridge"]["environment"]),
+                                   token_var: "an-api-token"})
+    assert res.returncode == 0, res.stdout + res.stderr
 
 
 # ---- the bridge's health-check command, run for real -------------------------------------

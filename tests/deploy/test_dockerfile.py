@@ -21,7 +21,7 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from helpers import (SOURCE_DIR, dockerignore_included, env_path, load_compose, parse_dockerfile,  # noqa: E402
-                     read_dockerignore, run)
+                     parse_ini, read_dockerignore, run)
 
 DOCKERFILE = SOURCE_DIR / "deploy" / "Dockerfile"
 BASES = ("debian:12-slim", "debian:bookworm-slim")
@@ -106,6 +106,19 @@ def test_runtime_carries_only_runtime(dockerfile):
         assert froms == [f"--from=build /usr/local/bin/{binary} /usr/local/bin/{binary}"]
         entry = json.loads(instrs(stage, "ENTRYPOINT")[-1])
         assert entry == [f"/usr/local/bin/{binary}"], "exec form, so that SIGTERM reaches it"
+
+
+def test_runtime_has_the_system_cas(dockerfile):
+    """The image's configuration has Shoperti's API confirm its events over
+    https (auth = api-lookup, certificates verified against the system's CAs
+    unless auth.ca_file is set): the runtime stage installs those CAs."""
+    stages, _, _ = dockerfile
+    ini = parse_ini((SOURCE_DIR / "deploy/bridge.example.ini").read_text())
+    lookups = [kv for s, kv in ini.items()
+               if s.startswith("provider.") and kv.get("auth") == "api-lookup"]
+    assert lookups and all(kv["auth.url"].startswith("https://") for kv in lookups)
+    if any("auth.ca_file" not in kv for kv in lookups):
+        assert "ca-certificates" in apt_packages(stages["runtime"])
 
 
 def effective_user(stages, name):

@@ -19,6 +19,7 @@
 - broken manifests make these checks fail."""
 import copy
 import functools
+import urllib.parse
 import importlib.util
 import json
 import os
@@ -419,6 +420,16 @@ def test_network_policy(objs):
     ini = parse_ini(configmap_ini(objs))
     for broker in ini["kafka"]["brokers"].split(","):
         assert ("TCP", port_of(broker)) in egress, broker
+    # auth = api-lookup: the provider's API, outside the cluster (an ipBlock)
+    lookups = [kv["auth.url"] for s, kv in ini.items()
+               if s.startswith("provider.") and kv.get("auth") == "api-lookup"]
+    assert lookups, "Shoperti is confirmed by its API"
+    for url in lookups:
+        u = urllib.parse.urlsplit(url)
+        port = u.port or {"https": 443, "http": 80}[u.scheme]
+        assert any(("TCP", port) == (p.get("protocol", "TCP"), p["port"]) and
+                   any("ipBlock" in peer for peer in r["to"])
+                   for r in np_["egress"] for p in r["ports"]), f"no egress to {url}"
 
 
 # ---- configuration and environment ----------------------------------------------------
@@ -472,6 +483,27 @@ def test_configmap_passes_check_config(objs, tmp_path):
     res = check_config(objs, tmp_path, {})
     assert res.returncode != 0
     assert "PIRIOD_PATH_TOKEN" in res.stdout + res.stderr
+
+
+def test_shoperti_is_confirmed_by_its_api(objs, tmp_path):
+    """Shoperti signs nothing: the ConfigMap has its API confirm each event
+    (auth = api-lookup over https, the token from the Secret), with the same
+    settings as the image's configuration; the check of the configuration
+    needs the token."""
+    ini = parse_ini(configmap_ini(objs))
+    auth = {k: v for k, v in ini["provider.shoperti"].items() if k.startswith("auth")}
+    assert auth == {"auth": "api-lookup", "auth.url": "https://api.shoperti.com/v1/events/{id}",
+                    "auth.match": "/topic", "auth.scheme": "Bearer",
+                    "auth.secret_env": "SHOPERTI_API_TOKEN"}
+    image = parse_ini((SOURCE_DIR / "deploy/bridge.example.ini").read_text())["provider.shoperti"]
+    assert auth == {k: v for k, v in image.items() if k.startswith("auth")}
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container(objs)["env"]
+            if "valueFrom" in e}
+    assert refs["SHOPERTI_API_TOKEN"] == {"name": "webhook-bridge-secrets",
+                                          "key": "shoperti-api-token"}
+    env = container_env(objs)
+    res = check_config(objs, tmp_path, {k: v for k, v in env.items() if k != "SHOPERTI_API_TOKEN"})
+    assert res.returncode != 0 and "SHOPERTI_API_TOKEN" in res.stdout + res.stderr
 
 
 # ---- the spool variant (deploy/k8s-spool) ---------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 import harness
 
 EXAMPLE = os.path.join(harness.SOURCE_DIR, "deploy", "bridge.example.ini")
-SECRETS = {"PIRIOD_PATH_TOKEN": "abcdefghijklmnop1234", "SHOPERTI_WEBHOOK_SECRET": "c2VjcmV0",
+SECRETS = {"PIRIOD_PATH_TOKEN": "abcdefghijklmnop1234", "SHOPERTI_API_TOKEN": "shoperti-api-token",
            "BONIFIQ_TOKEN": "token-1"}
 
 
