@@ -39,7 +39,7 @@ EXPECTED_ALERTS = {
     "WebhookBridgeProducerQueueNearFull", "WebhookBridgeUnsafeTopic",
     "WebhookBridgeFailureAnswers",
     "WebhookBridgeDeadLettersRising", "WebhookBridgeTopicMissing",
-    "WebhookBridgeSpoolAgeing",
+    "WebhookBridgeSpoolAgeing", "WebhookBridgeAuthLookupsNotConfirming",
 }
 SEVERITIES = {"critical", "warning", "info"}
 
