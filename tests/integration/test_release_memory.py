@@ -1,6 +1,7 @@
 """Tests on the Release binary (no sanitizers, which change memory use and
 cannot run under valgrind): valgrind finds no error and no leak across
-the failure paths, and the resident memory stays bounded when load keeps
+the failure paths (api-lookup's too: confirmed, refused, and a look-up
+still waiting for the provider's API when the drain bound cuts it), and the resident memory stays bounded when load keeps
 coming over the in-flight bound."""
 import json
 import os
@@ -20,6 +21,51 @@ pytestmark = pytest.mark.skipif(not harness.RELEASE_BRIDGE or
 PIRIOD = {"event": "payment.created", "object_id": "pay_vg"}
 
 
+class SlowApi:
+    """The provider's API for Shoperti's look-ups: evt_ok is an orders/created
+    event, evt_slow answers after 5 s, anything else is 404."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                if "evt_slow" in self.path:
+                    time.sleep(5)
+                ok = self.path.endswith("/evt_ok")
+                body = json.dumps({"id": "evt_ok", "topic": "orders/created"} if ok
+                                  else {"error": "not found"}).encode()
+                self.send_response(200 if ok else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.env = {"BRIDGE_PROVIDER_SHOPERTI_AUTH": "api-lookup",
+                    "BRIDGE_PROVIDER_SHOPERTI_AUTH_URL":
+                        f"http://127.0.0.1:{self.server.server_address[1]}/v1/events/{{id}}",
+                    "BRIDGE_PROVIDER_SHOPERTI_AUTH_MATCH": "/topic",
+                    "BRIDGE_PROVIDER_SHOPERTI_AUTH_TIMEOUT_MS": "3000",
+                    "BRIDGE_DRAIN_TIMEOUT_MS": "500"}
+
+    def close(self):
+        self.server.shutdown()
+
+
+def shoperti(event_id):
+    return {"topic": "orders/created", "id": event_id, "created_at": "2026-12-02T10:00:00Z",
+            "data": {"id": "ord_vg"}}
+
+
 def bodies(n):
     return [("/webhooks/piriod", json.dumps({"event": "payment.created",
                                              "object_id": f"p{i}", "pad": "x" * 900}).encode())
@@ -32,9 +78,10 @@ def test_valgrind_clean_across_success_errors_and_clients_gone(tmp_path):
                "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite",
                "--suppressions=" + os.path.join(harness.SOURCE_DIR, "tests", "valgrind.supp"),
                f"--log-file={log}"]
+    api = SlowApi()
     with harness.Standin() as kafka:
         bridge = harness.Bridge(kafka.bootstrap, binary=harness.RELEASE_BRIDGE, wrapper=wrapper,
-                                start_timeout=120, threads=2)
+                                start_timeout=120, threads=2, env=api.env)
         try:
             bridge.wait_ready(timeout=60)
             assert bridge.post("piriod", PIRIOD).status_code == 200
@@ -51,8 +98,21 @@ def test_valgrind_clean_across_success_errors_and_clients_gone(tmp_path):
             r = bridge.post("piriod", PIRIOD, headers={}, timeout=30)
             assert r.status_code in harness.FAILURE_STATUSES
             kafka.cmd("up all")
+            assert bridge.post("shoperti", shoperti("evt_ok"), timeout=30).status_code == 200
+            assert bridge.post("shoperti", shoperti("evt_ok"), timeout=30).status_code == 200
+            assert bridge.post("shoperti", shoperti("evt_nope"), timeout=30).status_code == 401
+            # a look-up still waiting when the drain bound (500 ms) is reached
+            import threading
+            waiting = []
+            t = threading.Thread(target=lambda: waiting.append(
+                bridge.post("shoperti", shoperti("evt_slow"), timeout=30).status_code))
+            t.start()
+            time.sleep(1.0)
             rc = bridge.stop(timeout=120)
+            t.join(30)
+            assert waiting and waiting[0] in harness.FAILURE_STATUSES, waiting
         finally:
+            api.close()
             bridge.session.close()
             if bridge.proc.poll() is None:
                 bridge.proc.kill()
