@@ -369,6 +369,7 @@ static int build(const wb_config_t *cfg, const wb_provider_t *prov, const wb_jso
     } else if (ev->id_len == 0) {
         uuid4(ev->id);
         ev->id_len = 36;
+        ev->id_generated = 1;
     }
     if (prov->key_by == WB_KEY_SUBJECT && ev->subject_len > 0) {
         ev->key = ev->subject;

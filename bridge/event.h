@@ -14,6 +14,7 @@
 typedef struct {
     char id[WB_ID_MAX + 1];
     size_t id_len;
+    int id_generated; /* id is a fresh UUID: the body gave none that could be used */
     char subject[WB_SUBJECT_MAX + 1];
     size_t subject_len; /* 0: none */
     char type[WB_TYPE_MAX + 1];

@@ -1107,8 +1107,9 @@ int wb_ingest_on_req(h2o_handler_t *self, h2o_req_t *req)
             pending_free(pend);
             return reject(req, prov, pi, E_OVERLOADED, NULL, "out of memory");
         }
-        lr = wb_lookup_start(w->lookup, pi, lc, &w->json, ev.id, ev.id_len, on_looked_up, pend, err,
-                             sizeof(err));
+        /* a made-up id (the body has none that can be used) is no event of the API's */
+        lr = wb_lookup_start(w->lookup, pi, lc, &w->json, ev.id, ev.id_generated ? 0 : ev.id_len,
+                             on_looked_up, pend, err, sizeof(err));
         if (lr != WB_LOOKUP_PENDING) { /* decided at once: the record is back here */
             value = pend->held_value;
             free(pend->held_key);
