@@ -641,11 +641,8 @@ int wb_auth_conf_set(wb_auth_conf_t **acp, const char *key, const char *value, c
     if (strcmp(name, "trusted_proxies") == 0)
         return parse_cidrs(v, ac->proxies, &ac->nproxies, err, errsz);
     return wb_errf(err, errsz, WB_ERR_CONFIG,
-                   "unknown key (auth, auth.header, auth.secret_env, auth.secret_file, "
-                   "auth.encoding, auth.prefix, auth.tolerance_s, auth.allow_cidrs, "
-                   "auth.trusted_proxies, and for api-lookup auth.url, auth.match, "
-                   "auth.scheme, auth.cache_s, auth.cache_max, auth.timeout_ms, "
-                   "auth.max_concurrent, auth.ca_file)");
+                   "unknown key (the auth.* keys are listed in README.md, Authentication: "
+                   "auth.header, auth.secret_env, auth.secret_file, auth.url, ...)");
 }
 
 /* Adds one secret to pr, checking it for the method. what names its

@@ -625,7 +625,7 @@ static void test_file_errors_more(void **state)
                   "%s:8: [provider.acme] type: 'kind' is not a JSON Pointer (RFC 6901, e.g. "
                   "/data/id)",
                   "%s:9: [provider.acme] auth: unknown method 'magic' (none, header, hmac, "
-                  "standard-webhooks, path)");
+                  "standard-webhooks, path, api-lookup)");
 
     /* a librdkafka property that librdkafka does not know, or a bad value;
      * the reason is librdkafka's own text */
@@ -691,7 +691,7 @@ static void test_env_errors(void **state)
                   "environment BRIDGE_PROVIDER_PIRIOD_COLOUR: unknown key",
                   "environment BRIDGE_PROVIDER_NOPE_DEADLINE_MS: no such provider",
                   "environment BRIDGE_PROVIDER_BONIFIQ_AUTH: auth: unknown method 'magic' (none, "
-                  "header, hmac, standard-webhooks, path)");
+                  "header, hmac, standard-webhooks, path, api-lookup)");
     assert_int_equal(f->cfg.threads, 1);
     assert_string_equal(f->cfg.listen, "0.0.0.0:8080");
     assert_int_equal(prov(f, "piriod")->deadline_ms, 5000);
@@ -709,7 +709,7 @@ static void test_several_errors(void **state)
                   "...[librdkafka] acks: must be all (a 200 means every in-sync replica has the "
                   "record)",
                   "[provider.bonifiq] auth: no method, and real brokers are configured: choose "
-                  "one (header, hmac, standard-webhooks, path) or auth = none "
+                  "one (header, hmac, standard-webhooks, path, api-lookup) or auth = none "
                   "(BRIDGE_PROVIDER_BONIFIQ_AUTH=none)");
 }
 
@@ -853,7 +853,7 @@ static void test_brokers_need_auth(void **state)
     fx_t *f = *state;
     static const char *const want_msg =
         "[provider.%s] auth: no method, and real brokers are configured: choose one (header, "
-        "hmac, standard-webhooks, path) or auth = none (BRIDGE_PROVIDER_%s_AUTH=none)";
+        "hmac, standard-webhooks, path, api-lookup) or auth = none (BRIDGE_PROVIDER_%s_AUTH=none)";
     char *env[] = {"BRIDGE_KAFKA_BROKERS=k:9092", NULL};
     assert_int_equal(load(f, NULL, env), WB_ERR_CONFIG);
     assert_int_equal(f->errs.n, 3);
