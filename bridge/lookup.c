@@ -491,6 +491,12 @@ typedef struct {
     h2o_timeout_entry_t timer;
     h2o_linklist_t node; /* in its slot's waiting or running list */
     int running, attempts, status;
+    /* inside wb_lookup_start: an end reached at once (libh2o fails a
+     * connect synchronously, e.g. out of descriptors) is returned there,
+     * never given to the callback before the caller knows it waits */
+    int starting;
+    wb_lookup_result_t sync_res;
+    char sync_reason[200];
     wb_lookup_cb cb;
     void *data;
     wb_buf_t body;
@@ -561,8 +567,14 @@ static void finish(req_t *r, wb_lookup_result_t res, const char *reason)
                                                        : &ps->failed;
     if (res != WB_LOOKUP_CANCELLED)
         atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
-    r->cb(r->data, res, reason);
-    req_free(r);
+    if (r->starting) { /* wb_lookup_start returns it and frees r */
+        r->running = 0;
+        r->sync_res = res;
+        snprintf(r->sync_reason, sizeof(r->sync_reason), "%s", reason != NULL ? reason : "");
+    } else {
+        r->cb(r->data, res, reason);
+        req_free(r);
+    }
     if (res != WB_LOOKUP_CANCELLED)
         start_next(s);
 }
@@ -827,7 +839,15 @@ wb_lookup_result_t wb_lookup_start(wb_lookup_client_t *c, unsigned pi, const wb_
     }
     h2o_linklist_insert(&s->waiting, &r->node);
     h2o_timeout_link(c->loop, &s->bound, &r->timer);
+    r->starting = 1;
     start_next(s);
+    if (r->sync_res != WB_LOOKUP_PENDING) {
+        wb_lookup_result_t res = r->sync_res;
+        wb_errf(err, errsz, WB_ERR_AUTH, "%s", r->sync_reason);
+        req_free(r);
+        return res;
+    }
+    r->starting = 0;
     return WB_LOOKUP_PENDING;
 }
 

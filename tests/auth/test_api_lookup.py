@@ -286,6 +286,34 @@ def test_api_down_is_a_failure(standin):
         assert c["failed"] == 4 and c["auth_failures"] == 0 and c["confirmed"] == 0, c
 
 
+
+def test_out_of_descriptors_is_a_failure_and_the_bridge_goes_on(standin, api):
+    """No descriptor for the API's connection: libh2o fails the connect at
+    once, inside the call that starts the look-up (the path where an answer
+    could come before the request was attached). A failure answer, nothing
+    produced, no sanitizer report; with descriptors back, the look-ups work."""
+    import resource
+    with bridge(standin, api_url(api), cache_s="0") as b:
+        api.event("evt_fd_ok")
+        accepted(standin, post(b, hook("evt_fd_ok")), "evt_fd_ok")  # a keep-alive connection
+        pid = b.proc.pid
+        time.sleep(2.5)  # the API's idle connection leaves the pool (2 s): a new one is needed
+        soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+        used = len(os.listdir(f"/proc/{pid}/fd"))
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (used, hard))
+        try:
+            before = snapshot(standin)
+            calls = api.count()
+            for i in range(3):
+                api.event(f"evt_fd_{i}")
+                failed(post(b, hook(f"evt_fd_{i}")))
+            assert api.count() == calls  # never reached the API
+            assert snapshot(standin) == before
+        finally:
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+        accepted(standin, post(b, hook("evt_fd_0")), "evt_fd_0")
+
+
 # ---- 5. the API is slow ----
 
 def test_slow_api_is_cut_at_the_timeout(standin):
