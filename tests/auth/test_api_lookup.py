@@ -299,8 +299,10 @@ def test_out_of_descriptors_is_a_failure_and_the_bridge_goes_on(standin, api):
         pid = b.proc.pid
         time.sleep(2.5)  # the API's idle connection leaves the pool (2 s): a new one is needed
         soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
-        used = len(os.listdir(f"/proc/{pid}/fd"))
-        resource.prlimit(pid, resource.RLIMIT_NOFILE, (used, hard))
+        # the limit bounds descriptor numbers: the lowest free one is the limit
+        fds = {int(f) for f in os.listdir(f"/proc/{pid}/fd")}
+        lowest = min(set(range(len(fds) + 1)) - fds)
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (lowest, hard))
         try:
             before = snapshot(standin)
             calls = api.count()

@@ -96,10 +96,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             delay = api.delay
         try:
             time.sleep(delay + spec.get("delay", 0))
-            self._answer(spec)
         finally:
+            # no longer active once the answer starts: the bridge starts its next
+            # look-up only after this one's answer, so max_active counts its
+            # concurrency exactly (after the write it would overlap the next)
             with api._lock:
                 api._active -= 1
+        self._answer(spec)
 
     def _answer(self, spec):
         if "raw" in spec:
