@@ -474,6 +474,7 @@ typedef struct {
     h2o_timeout_t io_timeout, bound;
     h2o_socketpool_t pool;
     unsigned active;
+    int starting; /* in start_next: a look-up that ends inside it does not recurse */
     h2o_linklist_t waiting, running;
 } slot_t;
 
@@ -717,8 +718,14 @@ static void begin(req_t *r)
     h2o_http1client_connect_with_pool(&r->client, r, &s->ctx, &s->pool, on_connect);
 }
 
+/* Starts waiting look-ups while there is room. A start that fails at once
+ * ends inside begin() and calls here again: that call returns, and this
+ * loop goes on (no recursion as deep as the queue is long). */
 static void start_next(slot_t *s)
 {
+    if (s->starting)
+        return;
+    s->starting = 1;
     while (s->lc != NULL && s->active < s->lc->max_concurrent &&
            !h2o_linklist_is_empty(&s->waiting)) {
         req_t *r = H2O_STRUCT_FROM_MEMBER(req_t, node, s->waiting.next);
@@ -728,6 +735,7 @@ static void start_next(slot_t *s)
         s->active++;
         begin(r);
     }
+    s->starting = 0;
 }
 
 static void on_bound(h2o_timeout_entry_t *entry)
