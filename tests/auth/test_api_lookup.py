@@ -13,6 +13,7 @@ nothing produced; that every other outcome (connection refused, a timeout,
 not verify) is a failure answer with Retry-After, never a 200; that
 confirmations are cached and refusals are not; that the look-ups are
 bounded (max_concurrent, FIFO) while the worker keeps serving others; that
+a spooling provider looks up first and spools only what the API confirmed; that
 a fourth provider gets the method from configuration alone; that bad
 settings stop start-up naming the key; and that the credential is never in
 a log line or an answer.
@@ -666,6 +667,47 @@ def test_other_providers_served_while_lookups_wait(standin):
         # two rounds of 1.5 s
         last = max(t for _, t in results.values()) - t0
         assert 2.9 < last < 5.5, last
+
+
+
+def test_spooling_provider_looks_up_first_then_spools(tmp_path):
+    """api-lookup with the spool on: the look-up comes first; a confirmed
+    event Kafka cannot take (every broker down) is answered 200 "spooled"
+    and replayed once Kafka is back; a refused one is answered 401 and
+    never reaches the spool nor Kafka."""
+    from harness import find_ids
+    env = {"BRIDGE_SPOOL_DIR": str(tmp_path / "spool"), "BRIDGE_PROVIDER_SHOPERTI_SPOOL": "on",
+           "BRIDGE_PROVIDER_SHOPERTI_SPOOL_AFTER_MS": "1000"}
+    with Standin() as kafka, ApiStandin() as api, \
+            bridge(kafka, api_url(api), timeout_ms="1500", env=env) as b:
+        b.wait_kafka_reachable(True)
+        for i in range(20):  # until one is acknowledged directly (the producer id is known)
+            api.event(f"evt_sp_warm_{i}")
+            r = post(b, hook(f"evt_sp_warm_{i}"))
+            assert r.status_code == 200, r.text
+            if "offset" in r.json():
+                break
+        deadline = time.monotonic() + 30
+        while b.metrics().get("webhook_bridge_spool_records") != 0:
+            assert time.monotonic() < deadline, "the warm-up records stay in the spool"
+            time.sleep(0.2)
+        before = sum(end_offsets(kafka.bootstrap, TOPIC).values())
+        kafka.cmd("down all")
+        api.event("evt_sp_ok")
+        r = post(b, hook("evt_sp_ok"))
+        assert r.status_code == 200 and r.json().get("spooled") is True, r.text
+        assert r.elapsed_s < 10, r.elapsed_s
+        refused(post(b, hook("evt_sp_unknown")))  # the stand-in does not know it: 404
+        assert b.metrics()["webhook_bridge_spool_records"] == 1
+        kafka.cmd("up all")
+        deadline = time.monotonic() + 30
+        while b.metrics().get("webhook_bridge_spool_records") != 0:
+            assert time.monotonic() < deadline, "never replayed"
+            time.sleep(0.2)
+        ends = end_offsets(kafka.bootstrap, TOPIC)
+        assert sum(ends.values()) == before + 1  # the confirmed one, once; not the refused
+        where = [{"id": "evt_sp_ok", "topic": TOPIC, "partition": p} for p in ends]
+        assert set(find_ids(kafka.bootstrap, where, timeout=20)) == {"evt_sp_ok"}
 
 
 # ---- the drain while look-ups wait ----
