@@ -21,20 +21,16 @@ a log line or an answer.
 import contextlib
 import json
 import os
-import pathlib
 import secrets
 import subprocess
-import sys
 import threading
 import time
 
 import pytest
 import requests
 
-TESTS = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(TESTS / "lib"))
-from apistandin import ApiStandin  # noqa: E402
-from harness import (BRIDGE, FAILURE_STATUSES, SANITIZER_MARKERS, Bridge, Standin,  # noqa: E402
+from apistandin import ApiStandin
+from harness import (BRIDGE, FAILURE_STATUSES, SANITIZER_MARKERS, Bridge, Standin,
                      all_topics, end_offsets, free_port, read_at, total_records)
 
 TOKEN = "shp_" + secrets.token_urlsafe(24)  # the API credential of this run
@@ -42,14 +38,6 @@ ACME_KEY = "acme_" + secrets.token_hex(16)
 SECRETS = (TOKEN, ACME_KEY)
 TOPIC = "webhooks.shoperti.orders.created"
 LOGS = []  # the logs of every bridge this file started and stopped
-
-
-@pytest.fixture(scope="module")
-def standin():
-    if not os.environ.get("WB_BRIDGE") or not os.environ.get("WB_STANDIN"):
-        pytest.skip("WB_BRIDGE and WB_STANDIN not set (run through ctest)")
-    with Standin(brokers=1) as s:
-        yield s
 
 
 def hook(ident, topic="orders/created", **extra):

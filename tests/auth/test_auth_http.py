@@ -13,21 +13,16 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import pathlib
 import secrets
 import shutil
 import subprocess
-import sys
 import time
 
 import pytest
+from harness import Bridge, all_topics, end_offsets, read_at, total_records
 
 TESTS = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(TESTS / "lib"))
-from harness import (Bridge, Standin, all_topics, end_offsets, read_at,  # noqa: E402
-                     total_records)
-
 FIXTURES = TESTS / "fixtures"
 PIRIOD_BODY = (FIXTURES / "piriod" / "payment-created.json").read_bytes()
 SHOPERTI_BODY = (FIXTURES / "shoperti" / "order-created.json").read_bytes()
@@ -45,14 +40,6 @@ PATH_OLD = secrets.token_urlsafe(24)
 PATH_NEW = secrets.token_urlsafe(24)
 ALL_SECRETS = [HDR_OLD, HDR_NEW, HDR_STORE, HMAC_OLD, HMAC_NEW, SW_OLD, SW_NEW, SW_OLD[6:],
                SW_NEW[6:], PATH_OLD, PATH_NEW]
-
-
-@pytest.fixture(scope="module")
-def standin():
-    if not os.environ.get("WB_BRIDGE") or not os.environ.get("WB_STANDIN"):
-        pytest.skip("WB_BRIDGE and WB_STANDIN not set (run through ctest)")
-    with Standin(brokers=1) as s:
-        yield s
 
 
 def one_byte_changed(body: bytes) -> bytes:
