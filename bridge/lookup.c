@@ -34,6 +34,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,6 +222,19 @@ static int set_match(wb_lookup_conf_t *lc, wb_str_t v, char *err, size_t errsz)
     return WB_OK;
 }
 
+/* The numeric keys: bounds, where they go, what the error says. */
+static const struct {
+    const char *name;
+    unsigned lo, hi;
+    size_t off;
+    const char *range;
+} uints[] = {
+    {"cache_s", 0, 86400, offsetof(wb_lookup_conf_t, cache_s), "seconds from 0 to 86400"},
+    {"cache_max", 1, 1000000, offsetof(wb_lookup_conf_t, cache_max), "1 to 1000000 entries"},
+    {"timeout_ms", 50, 60000, offsetof(wb_lookup_conf_t, timeout_ms), "50 to 60000"},
+    {"max_concurrent", 1, 1024, offsetof(wb_lookup_conf_t, max_concurrent), "1 to 1024"},
+};
+
 int wb_lookup_conf_set(wb_lookup_conf_t **lcp, const char *name, wb_str_t v, char *err,
                        size_t errsz)
 {
@@ -240,22 +254,12 @@ int wb_lookup_conf_set(wb_lookup_conf_t **lcp, const char *name, wb_str_t v, cha
         return set_url(lc, v, err, errsz);
     if (strcmp(name, "match") == 0)
         return set_match(lc, v, err, errsz);
-    if (strcmp(name, "cache_s") == 0)
-        return parse_uint(v, 0, 86400, &lc->cache_s) == 0
-                   ? WB_OK
-                   : wb_errf(err, errsz, WB_ERR_CONFIG, "auth.cache_s: seconds from 0 to 86400");
-    if (strcmp(name, "cache_max") == 0)
-        return parse_uint(v, 1, 1000000, &lc->cache_max) == 0
-                   ? WB_OK
-                   : wb_errf(err, errsz, WB_ERR_CONFIG, "auth.cache_max: 1 to 1000000 entries");
-    if (strcmp(name, "timeout_ms") == 0)
-        return parse_uint(v, 50, 60000, &lc->timeout_ms) == 0
-                   ? WB_OK
-                   : wb_errf(err, errsz, WB_ERR_CONFIG, "auth.timeout_ms: 50 to 60000");
-    if (strcmp(name, "max_concurrent") == 0)
-        return parse_uint(v, 1, 1024, &lc->max_concurrent) == 0
-                   ? WB_OK
-                   : wb_errf(err, errsz, WB_ERR_CONFIG, "auth.max_concurrent: 1 to 1024");
+    for (size_t i = 0; i < WB_ARRAY_SIZE(uints); i++)
+        if (strcmp(name, uints[i].name) == 0)
+            return parse_uint(v, uints[i].lo, uints[i].hi,
+                              (unsigned *)((char *)lc + uints[i].off)) == 0
+                       ? WB_OK
+                       : wb_errf(err, errsz, WB_ERR_CONFIG, "auth.%s: %s", name, uints[i].range);
     if (strcmp(name, "scheme") == 0) {
         if (v.len == 0 || v.len > 32)
             return wb_errf(err, errsz, WB_ERR_CONFIG, "auth.scheme: 1 to 32 characters");
