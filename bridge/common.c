@@ -1,10 +1,18 @@
-/* common.c - error formatting and the capped growable buffer. */
+/* common.c - error formatting, the capped growable buffer, the monotonic clock. */
 #include "common.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+uint64_t wb_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 int wb_errf(char *err, size_t errsz, int code, const char *fmt, ...)
 {

@@ -34,6 +34,9 @@ int wb_errf(char *err, size_t errsz, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 const char *wb_err2str(int code);
 
+/* Milliseconds of CLOCK_MONOTONIC: for deadlines and ages, never for dates. */
+uint64_t wb_mono_ms(void);
+
 /* Growable buffer with a hard cap: going over the cap is an error
  * (WB_ERR_TOO_LARGE), never a silent truncation. p is malloc'ed and owned
  * by the buffer until wb_buf_steal(). */

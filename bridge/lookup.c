@@ -463,13 +463,6 @@ void wb_lookup_counts(const wb_lookup_t *lk, unsigned pi, wb_lookup_counts_t *ou
     out->cache_hits = atomic_load_explicit(&p->cache_hits, memory_order_relaxed);
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* ---- the client ---- */
 
 typedef struct {
@@ -565,7 +558,7 @@ static void finish(req_t *r, wb_lookup_result_t res, const char *reason)
     if (r->running)
         s->active--;
     if (res == WB_LOOKUP_CONFIRMED && ps->cache != NULL)
-        h2o_cache_set(ps->cache, now_ms(), h2o_iovec_init(r->key, KEY_LEN), 0,
+        h2o_cache_set(ps->cache, wb_mono_ms(), h2o_iovec_init(r->key, KEY_LEN), 0,
                       h2o_iovec_init("1", 1));
     atomic_ulong *counter = res == WB_LOOKUP_CONFIRMED ? &ps->confirmed
                             : res == WB_LOOKUP_REFUSED ? &ps->refused
@@ -836,7 +829,7 @@ wb_lookup_result_t wb_lookup_start(wb_lookup_client_t *c, unsigned pi, const wb_
     make_key(r, id, id_len);
     if (ps->cache != NULL) {
         h2o_cache_ref_t *ref =
-            h2o_cache_fetch(ps->cache, now_ms(), h2o_iovec_init(r->key, KEY_LEN), 0);
+            h2o_cache_fetch(ps->cache, wb_mono_ms(), h2o_iovec_init(r->key, KEY_LEN), 0);
         if (ref != NULL) {
             h2o_cache_release(ps->cache, ref);
             req_free(r);

@@ -82,8 +82,6 @@ int wb_server_listen(const char *addr, int reuseport, char *err, size_t errsz)
     return fd;
 }
 
-static uint64_t mono_ms(void);
-
 /* Stops reading the listener: the kernel keeps what comes in its backlog
  * (listen(2)'s 4096) until a connection closes (wb_conn_tick's caller
  * resumes) or, out of descriptors, for a while. */
@@ -115,7 +113,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
              * loop spin on it; the connection waits in the backlog instead */
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 wb_logf(WB_LOG_WARN, "accept: %s; not accepting for 100 ms", strerror(errno));
-                pause_accepting(w, mono_ms() + 100);
+                pause_accepting(w, wb_mono_ms() + 100);
             }
             return;
         }
@@ -131,7 +129,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
 static void resume_accepting(wb_worker_t *w)
 {
     if (!w->accept_paused || w->listener == NULL || w->nconns >= w->max_connections ||
-        (w->accept_retry_ms != 0 && mono_ms() < w->accept_retry_ms))
+        (w->accept_retry_ms != 0 && wb_mono_ms() < w->accept_retry_ms))
         return;
     w->accept_paused = 0;
     w->accept_retry_ms = 0;
@@ -145,13 +143,6 @@ static void stop_accepting(wb_worker_t *w)
     h2o_socket_read_stop(w->listener);
     h2o_socket_close(w->listener);
     w->listener = NULL;
-}
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* Connections still open, counting h2o's pending GOAWAY resend (linked for
@@ -260,18 +251,18 @@ static void *worker_main(void *arg)
              * for their report are not on that list */
             h2o_context_request_shutdown(&w->ctx);
             w->ctx.http1.req_timeout.timeout = 0;
-            drain_deadline = mono_ms() + w->cfg->drain_timeout_ms;
+            drain_deadline = wb_mono_ms() + w->cfg->drain_timeout_ms;
         }
-        if (w->draining && (wb_ingest_drained(w) || mono_ms() >= drain_deadline))
+        if (w->draining && (wb_ingest_drained(w) || wb_mono_ms() >= drain_deadline))
             break;
     }
     /* the bound is reached: whoever still waits gets a 503 now */
     wb_ingest_abort_pending(w);
     /* let the last answers leave and the connections close */
-    uint64_t until = mono_ms() + 2000;
-    while (mono_ms() < until && wb_server_connections_open(&w->ctx) > 0)
+    uint64_t until = wb_mono_ms() + 2000;
+    while (wb_mono_ms() < until && wb_server_connections_open(&w->ctx) > 0)
         h2o_evloop_run(loop, 10);
-    uint64_t now = mono_ms();
+    uint64_t now = wb_mono_ms();
     int left_ms = drain_deadline > now + 1000 ? (int)(drain_deadline - now) : 1000;
     int left = wb_kafka_flush(w->kafka, left_ms);
     if (left > 0) /* no answer waits for these any more: their requests got a 503 */

@@ -21,7 +21,7 @@
 #define RECHECK_MISSING_MS 5000 /* a topic created by an operator is used this soon */
 #define RECHECK_KNOWN_MS 300000
 #define RECHECK_UNANSWERED_MS 1000 /* the cluster did not answer: not hammered */
-#define RECHECK_CREATING_MS 150     /* a topic the cluster is creating: its records wait */
+#define RECHECK_CREATING_MS 150    /* a topic the cluster is creating: its records wait */
 #define ASK_TIMEOUT_MS 3000
 
 typedef struct {
@@ -50,13 +50,6 @@ struct wb_topics {
     entry_t table[TOPICS_MAX];
     unsigned n;
 };
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static uint64_t hash(const char *s)
 {
@@ -211,7 +204,7 @@ static void publish(wb_topics_t *t, const char *name, wb_topic_state_t st, int r
         e->unsafe = st == WB_TOPIC_EXISTS &&
                     ((rf >= 0 && (unsigned)rf < cfg->min_replication_factor) ||
                      (min_isr >= 0 && (unsigned)min_isr < cfg->min_insync_replicas));
-        e->checked = now_ms();
+        e->checked = wb_mono_ms();
         warn = e->unsafe && !e->logged;
         e->logged |= warn;
     }
@@ -254,8 +247,7 @@ static void ask(wb_topics_t *t, const char *name)
             if (e != NULL && e->name != NULL)
                 e->creating = st == WB_TOPIC_UNKNOWN;
             pthread_mutex_unlock(&t->lock);
-        }
-        else if (mt->err == RD_KAFKA_RESP_ERR_NO_ERROR && mt->partition_cnt > 0) {
+        } else if (mt->err == RD_KAFKA_RESP_ERR_NO_ERROR && mt->partition_cnt > 0) {
             st = WB_TOPIC_EXISTS;
             for (int p = 0; p < mt->partition_cnt; p++)
                 if (rf < 0 || mt->partitions[p].replica_cnt < rf)
@@ -313,10 +305,10 @@ static void *registry_main(void *arg)
     wb_topics_t *t = arg;
     pthread_mutex_lock(&t->lock);
     while (!t->stop) {
-        char *name = next_question(t, now_ms());
+        char *name = next_question(t, wb_mono_ms());
         pthread_mutex_unlock(&t->lock);
         read_configs(t);
-        ask_broker(t, now_ms());
+        ask_broker(t, wb_mono_ms());
         if (name != NULL)
             ask(t, name);
         pthread_mutex_lock(&t->lock);
