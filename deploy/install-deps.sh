@@ -5,7 +5,7 @@
 #   deploy/install-deps.sh --test    plus everything the tests use
 set -euo pipefail
 
-build=(build-essential cmake pkg-config librdkafka-dev libh2o-evloop-dev libjsmn-dev
+build=(build-essential cmake pkg-config libh2o-evloop-dev libjsmn-dev
        libssl-dev libinih-dev libsqlite3-dev zlib1g-dev)
 test=(libcmocka-dev python3 python3-pytest python3-requests python3-jsonschema
       python3-confluent-kafka kcat nghttp2-client wrk clang libclang-rt-14-dev valgrind
@@ -30,6 +30,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# librdkafka >= 2.6.1 from Debian's source package of a newer suite, built
+# once into ~/.cache/webhook-bridge (deploy/librdkafka.sh); CMake finds it there
+"$(dirname "$0")/librdkafka.sh" >/dev/null
 
 if [ "${1:-}" = "--test" ]; then
   top=$(cd "$(dirname "$0")/.." && pwd)
