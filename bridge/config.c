@@ -23,41 +23,68 @@ static const struct setting {
     wb_setting_type_t type;
     size_t off;
     unsigned long long min, max;
+    const char *help; /* one line, for --help-config and deploy/CONFIGURATION.md */
 } settings[] = {
-#define S(sec, key, env, type, field, min, max)                                                    \
+#define S(sec, key, env, type, field, min, max, help)                                              \
     {                                                                                              \
-        sec, key, env, type, offsetof(wb_config_t, field), min, max                                \
+        sec, key, env, type, offsetof(wb_config_t, field), min, max, help                          \
     }
-    S("server", "listen", "BRIDGE_LISTEN", T_ADDR, listen, 0, 0),
-    S("server", "admin_listen", "BRIDGE_ADMIN_LISTEN", T_ADDR, admin_listen, 0, 0),
-    S("server", "threads", "BRIDGE_THREADS", T_UINT, threads, 1, 64),
-    S("server", "max_inflight", "BRIDGE_MAX_INFLIGHT", T_UINT, max_inflight, 1, 1000000),
-    S("server", "drain_timeout_ms", "BRIDGE_DRAIN_TIMEOUT_MS", T_UINT, drain_timeout_ms, 0, 600000),
-    S("server", "log_level", "BRIDGE_LOG_LEVEL", T_LEVEL, log_level, 0, 0),
-    S("server", "max_json_depth", "BRIDGE_MAX_JSON_DEPTH", T_UINT, max_depth, 1, 1000),
-    S("server", "max_json_tokens", "BRIDGE_MAX_JSON_TOKENS", T_UINT, max_tokens, 16, 10000000),
+    S("server", "listen", "BRIDGE_LISTEN", T_ADDR, listen, 0, 0,
+      "the webhook listener: `host:port`, `[v6]:port` or `:port`"),
+    S("server", "admin_listen", "BRIDGE_ADMIN_LISTEN", T_ADDR, admin_listen, 0, 0,
+      "`/healthz`, `/readyz` and `/metrics`, on their own thread; keep it off the webhook Service"),
+    S("server", "threads", "BRIDGE_THREADS", T_UINT, threads, 1, 64,
+      "event loops, each with its own producer, sharing the port (`SO_REUSEPORT`)"),
+    S("server", "max_inflight", "BRIDGE_MAX_INFLIGHT", T_UINT, max_inflight, 1, 1000000,
+      "requests waiting for their Kafka ack (split evenly over threads); over it: `overloaded`"),
+    S("server", "drain_timeout_ms", "BRIDGE_DRAIN_TIMEOUT_MS", T_UINT, drain_timeout_ms, 0, 600000,
+      "on SIGTERM, how long in-flight requests may still take before they get `503`"),
+    S("server", "log_level", "BRIDGE_LOG_LEVEL", T_LEVEL, log_level, 0, 0,
+      "`debug`, `info` (one access line per webhook), `warn`, `error`"),
+    S("server", "max_json_depth", "BRIDGE_MAX_JSON_DEPTH", T_UINT, max_depth, 1, 1000,
+      "a body nested deeper is `400 invalid_json`"),
+    S("server", "max_json_tokens", "BRIDGE_MAX_JSON_TOKENS", T_UINT, max_tokens, 16, 10000000,
+      "a body with more JSON values is `413 payload_too_large`"),
     S("server", "ready_requires_kafka", "BRIDGE_READY_REQUIRES_KAFKA", T_BOOL, ready_requires_kafka,
-      0, 0),
-    S("server", "max_connections", "BRIDGE_MAX_CONNECTIONS", T_UINT, max_connections, 1, 1000000),
-    S("server", "http2", "BRIDGE_HTTP2", T_BOOL, http2, 0, 0),
+      0, 0,
+      "`/readyz` also wants a broker connection up (off: Kafka's health is in the body, a "
+      "metric and an alert)"),
+    S("server", "max_connections", "BRIDGE_MAX_CONNECTIONS", T_UINT, max_connections, 1, 1000000,
+      "webhook connections open at once (split evenly over threads), lowered to what "
+      "`RLIMIT_NOFILE` allows; at it, new ones wait in the backlog"),
+    S("server", "http2", "BRIDGE_HTTP2", T_BOOL, http2, 0, 0,
+      "off: HTTP/1.1 only (the HTTP/2 preface gets `400`, `Upgrade: h2c` is ignored)"),
     S("server", "http2_max_resets", "BRIDGE_HTTP2_MAX_RESETS", T_UINT, http2_max_resets, 0,
-      1000000),
+      1000000,
+      "streams an HTTP/2 connection may end before their answer; over it: `GOAWAY` and close; "
+      "0: no bound"),
     S("server", "http2_reset_ratio", "BRIDGE_HTTP2_RESET_RATIO", T_UINT, http2_reset_ratio, 0,
-      1000),
-    S("kafka", "brokers", "BRIDGE_KAFKA_BROKERS", T_STR, brokers, 0, 0),
-    S("kafka", "mock_brokers", "BRIDGE_KAFKA_MOCK_BROKERS", T_UINT, mock_brokers, 1, 9),
-    S("kafka", "topic_prefix", "BRIDGE_KAFKA_TOPIC_PREFIX", T_TOPIC, topic_prefix, 1, 0),
+      1000,
+      "resets each answered stream earns back, up to `http2_max_resets`"),
+    S("kafka", "brokers", "BRIDGE_KAFKA_BROKERS", T_STR, brokers, 0, 0,
+      "bootstrap list; empty: the embedded in-memory cluster, nothing durable"),
+    S("kafka", "mock_brokers", "BRIDGE_KAFKA_MOCK_BROKERS", T_UINT, mock_brokers, 1, 9,
+      "brokers of the embedded cluster (only with `brokers` empty)"),
+    S("kafka", "topic_prefix", "BRIDGE_KAFKA_TOPIC_PREFIX", T_TOPIC, topic_prefix, 1, 0,
+      "topics are `<topic_prefix>.<type>` unless a `[routes]` glob matches"),
     S("kafka", "deadletter_topic", "BRIDGE_KAFKA_DEADLETTER_TOPIC", T_TOPIC, deadletter_topic, 0,
-      0),
+      0,
+      "where dead letters go; empty: `<topic_prefix>.deadletter`"),
     S("kafka", "min_replication_factor", "BRIDGE_KAFKA_MIN_REPLICATION_FACTOR", T_UINT,
-      min_replication_factor, 1, 100),
+      min_replication_factor, 1, 100,
+      "a topic written to with fewer replicas is reported (log line, "
+      "`webhook_bridge_topic_unsafe`)"),
     S("kafka", "min_insync_replicas", "BRIDGE_KAFKA_MIN_INSYNC_REPLICAS", T_UINT,
-      min_insync_replicas, 1, 100),
+      min_insync_replicas, 1, 100,
+      "the same for a topic's `min.insync.replicas`"),
     S("kafka", "refuse_unsafe_topics", "BRIDGE_KAFKA_REFUSE_UNSAFE_TOPICS", T_BOOL,
-      refuse_unsafe_topics, 0, 0),
-    S("spool", "dir", "BRIDGE_SPOOL_DIR", T_STR, spool_dir, 0, 0),
+      refuse_unsafe_topics, 0, 0,
+      "records for a topic under that floor get a failure answer (`topic_unsafe`)"),
+    S("spool", "dir", "BRIDGE_SPOOL_DIR", T_STR, spool_dir, 0, 0,
+      "the spool's directory (file `spool.db`, made `0700`); empty: no spool"),
     S("spool", "max_bytes", "BRIDGE_SPOOL_MAX_BYTES", T_U64, spool_max_bytes, 1ull << 16,
-      1ull << 42),
+      1ull << 42,
+      "bound on the spooled keys and values; over it: `spool_full`"),
 #undef S
 };
 
@@ -570,4 +597,169 @@ size_t wb_config_max_body(const wb_config_t *cfg)
         if (cfg->providers[i].enabled && cfg->providers[i].max_body > m)
             m = cfg->providers[i].max_body;
     return m;
+}
+
+/* --help-config: the settings table and the built-in provider descriptions
+ * as wb_config_load() leaves them with no file and no environment, in
+ * Markdown (deploy/CONFIGURATION.md holds this output; tests/style/
+ * test_docs.py fails when the two differ). */
+static void help_value(FILE *f, const wb_config_t *cfg, const struct setting *s)
+{
+    const void *field = (const char *)cfg + s->off;
+    switch (s->type) {
+    case T_UINT:
+        fprintf(f, "`%u`", *(const unsigned *)field);
+        break;
+    case T_U64:
+        fprintf(f, "`%llu`", *(const unsigned long long *)field);
+        break;
+    case T_BOOL:
+        fprintf(f, "`%s`", *(const int *)field ? "true" : "false");
+        break;
+    case T_LEVEL: {
+        static const char *const names[] = {"debug", "info", "warn", "error"};
+        fprintf(f, "`%s`", names[*(const wb_log_level_t *)field]);
+        break;
+    }
+    case T_STR:
+    case T_ADDR:
+    case T_TOPIC: {
+        const char *v = *(char *const *)field;
+        fprintf(f, v != NULL ? "`%s`" : "empty", v);
+        break;
+    }
+    }
+}
+
+static void help_bounds(FILE *f, const struct setting *s)
+{
+    switch (s->type) {
+    case T_UINT:
+    case T_U64:
+        fprintf(f, "%llu to %llu", s->min, s->max);
+        break;
+    case T_BOOL:
+        fputs("`true`, `false`, `on`, `off`, `1`, `0`", f);
+        break;
+    case T_LEVEL:
+        fputs("`debug`, `info`, `warn`, `error`", f);
+        break;
+    case T_ADDR:
+        fputs("port 1 to 65535", f);
+        break;
+    case T_TOPIC:
+        fprintf(f, "`[a-zA-Z0-9._-]`, at most 249%s", s->min > 0 ? ", not empty" : "");
+        break;
+    case T_STR:
+        fputs("-", f);
+        break;
+    }
+}
+
+/* One cell of the provider table: prov's value of a [provider.NAME] key. */
+static void help_provider_cell(FILE *f, const wb_provider_t *prov, const char *key)
+{
+    static const char *const formats[] = {"auto", "rfc3339", "naive-utc", "unix", "unix-ms"};
+    static const char *const unknown[] = {"deadletter", "(a topic)", "fail"};
+    const char *ptr = NULL, *none = "none";
+
+    if (strcmp(key, "source") == 0)
+        ptr = prov->source;
+    else if (strcmp(key, "id") == 0)
+        ptr = prov->id_ptr, none = "none: a UUID";
+    else if (strcmp(key, "subject") == 0)
+        ptr = prov->subject_ptr;
+    else if (strcmp(key, "time") == 0)
+        ptr = prov->time_ptr, none = "none: the receive time";
+    else
+        none = NULL;
+    if (none != NULL) {
+        fprintf(f, ptr != NULL ? " `%s` |" : " %s |", ptr != NULL ? ptr : none);
+        return;
+    }
+    fputs(" `", f);
+    if (strcmp(key, "type") == 0) {
+        for (unsigned j = 0; j < prov->ntype_ptrs; j++)
+            fprintf(f, "%s%s", j > 0 ? "," : "", prov->type_ptrs[j]);
+    } else if (strcmp(key, "time_format") == 0) {
+        fputs(formats[prov->time_format], f);
+    } else if (strcmp(key, "required") == 0) {
+        fprintf(f, "type%s%s%s", prov->required & WB_REQ_ID ? ",id" : "",
+                prov->required & WB_REQ_SUBJECT ? ",subject" : "",
+                prov->required & WB_REQ_TIME ? ",time" : "");
+    } else if (strcmp(key, "key") == 0) {
+        fputs(prov->key_by == WB_KEY_ID ? "id" : "subject", f);
+    } else if (strcmp(key, "deadline_ms") == 0) {
+        fprintf(f, "%u", prov->deadline_ms);
+    } else if (strcmp(key, "spool") == 0) {
+        fputs(prov->spool ? "on" : "off", f);
+    } else if (strcmp(key, "spool_after_ms") == 0) {
+        fprintf(f, "%u", prov->spool_after_ms);
+    } else if (strcmp(key, "max_body") == 0) {
+        fprintf(f, "%zu", prov->max_body);
+    } else if (strcmp(key, "deadletter_status") == 0) {
+        fprintf(f, "%d", prov->deadletter_status);
+    } else if (strcmp(key, "failure_statuses") == 0) {
+        for (unsigned j = 0; j < prov->nfailure_statuses; j++)
+            fprintf(f, "%s%d", j > 0 ? "," : "", prov->failure_statuses[j]);
+    } else if (strcmp(key, "unknown_topic") == 0) {
+        fputs(unknown[prov->unknown_topic], f);
+    } else if (strcmp(key, "enabled") == 0) {
+        fputs(prov->enabled ? "true" : "false", f);
+    }
+    fputs("` |", f);
+}
+
+void wb_config_help(FILE *f)
+{
+    static const char *const types[] = {
+        [T_STR] = "text",    [T_UINT] = "integer", [T_U64] = "integer",      [T_BOOL] = "boolean",
+        [T_LEVEL] = "level", [T_ADDR] = "address", [T_TOPIC] = "topic name",
+    };
+    static const char *const keys[] = {
+        "source",   "type",        "id",          "subject",  "time",
+        "time_format", "required", "key",         "deadline_ms", "spool",
+        "spool_after_ms", "max_body", "deadletter_status", "failure_statuses",
+        "unknown_topic", "enabled",
+    };
+    char *const no_env[] = {NULL};
+    wb_config_t cfg;
+    wb_config_errors_t errs;
+    wb_provider_t added = {0}; /* what a [provider.NAME] of a new name starts from */
+
+    if (wb_config_load(&cfg, NULL, no_env, &errs) != WB_OK ||
+        wb_provider_init(&added, "name") != WB_OK) {
+        fprintf(f, "webhook-bridge: cannot load the defaults\n");
+        wb_provider_free(&added);
+        wb_config_free(&cfg);
+        return;
+    }
+    added.spool_after_ms = added.deadline_ms / 5 * 3; /* as wb_config_load does */
+    fputs("| section | key | environment | type | default | bounds | meaning |\n"
+          "| --- | --- | --- | --- | --- | --- | --- |\n",
+          f);
+    for (unsigned i = 0; i < WB_ARRAY_SIZE(settings); i++) {
+        const struct setting *s = &settings[i];
+        fprintf(f, "| `[%s]` | `%s` | `%s` | %s | ", s->section, s->key, s->env, types[s->type]);
+        help_value(f, &cfg, s);
+        fputs(" | ", f);
+        help_bounds(f, s);
+        fprintf(f, " | %s |\n", s->help);
+    }
+
+    fputs("\n| `[provider.NAME]` key |", f);
+    for (unsigned i = 0; i < cfg.nproviders; i++)
+        fprintf(f, " `%s` |", cfg.providers[i].name);
+    fputs(" a new NAME |\n| --- |", f);
+    for (unsigned i = 0; i <= cfg.nproviders; i++)
+        fputs(" --- |", f);
+    fputc('\n', f);
+    for (unsigned k = 0; k < WB_ARRAY_SIZE(keys); k++) {
+        fprintf(f, "| `%s` |", keys[k]);
+        for (unsigned i = 0; i <= cfg.nproviders; i++)
+            help_provider_cell(f, i < cfg.nproviders ? &cfg.providers[i] : &added, keys[k]);
+        fputc('\n', f);
+    }
+    wb_provider_free(&added);
+    wb_config_free(&cfg);
 }

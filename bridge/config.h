@@ -8,6 +8,8 @@
 #include "common.h"
 #include "provider.h"
 
+#include <stdio.h>
+
 #define WB_MAX_PROVIDERS 16
 #define WB_MAX_ROUTES 64
 #define WB_MAX_RDKAFKA 64
@@ -82,5 +84,11 @@ const wb_provider_t *wb_config_provider(const wb_config_t *cfg, const char *name
 /* The largest deadline and body limit over the enabled providers. */
 unsigned wb_config_max_deadline(const wb_config_t *cfg);
 size_t wb_config_max_body(const wb_config_t *cfg);
+
+/* Prints to f, in Markdown, every setting of the table (section, key,
+ * environment variable, type, default, bounds, meaning) and the built-in
+ * provider descriptions, as wb_config_load() gives them with no file and no
+ * environment: webhook-bridge --help-config, deploy/CONFIGURATION.md. */
+void wb_config_help(FILE *f);
 
 #endif

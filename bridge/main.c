@@ -23,7 +23,8 @@ extern char **environ;
 static void usage(FILE *f)
 {
     fprintf(f,
-            "Usage: webhook-bridge [--config FILE] [--check-config] [--help] [--version]\n"
+            "Usage: webhook-bridge [--config FILE] [--check-config] [--help] [--help-config]\n"
+            "                      [--version]\n"
             "       webhook-bridge replay [--config FILE] [--dry-run] [selection]  (--help)\n"
             "       webhook-bridge deadletters [--config FILE] [selection]  (--help)\n"
             "\n"
@@ -34,13 +35,16 @@ static void usage(FILE *f)
             "      --check-config  validate the configuration and the environment, print\n"
             "                      every error with its location, exit 1 on any\n"
             "  -h, --help          this text\n"
+            "      --help-config   every setting (section, environment variable, type,\n"
+            "                      default, bounds, meaning) in Markdown, as in\n"
+            "                      deploy/CONFIGURATION.md\n"
             "  -V, --version       the version and the library versions\n"
             "\n"
             "Environment overrides: BRIDGE_LISTEN, BRIDGE_ADMIN_LISTEN, BRIDGE_THREADS,\n"
             "BRIDGE_KAFKA_BROKERS (empty: an embedded in-memory Kafka, nothing durable),\n"
             "BRIDGE_RDKAFKA_<PROPERTY> (e.g. BRIDGE_RDKAFKA_LINGER_MS=5),\n"
             "BRIDGE_PROVIDER_<NAME>_<KEY> (e.g. BRIDGE_PROVIDER_PIRIOD_DEADLINE_MS=4000).\n"
-            "See README.md for every setting.\n");
+            "See deploy/CONFIGURATION.md (or --help-config) for every setting.\n");
 }
 
 static volatile sig_atomic_t signals_seen;
@@ -97,6 +101,7 @@ int main(int argc, char **argv)
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"check-config", no_argument, NULL, 'k'},
                                          {"help", no_argument, NULL, 'h'},
+                                         {"help-config", no_argument, NULL, 'H'},
                                          {"version", no_argument, NULL, 'V'},
                                          {NULL, 0, NULL, 0}};
     const char *path = getenv("BRIDGE_CONFIG");
@@ -122,6 +127,9 @@ int main(int argc, char **argv)
             break;
         case 'h':
             usage(stdout);
+            return 0;
+        case 'H':
+            wb_config_help(stdout);
             return 0;
         case 'V':
             printf("webhook-bridge %s (librdkafka %s, libh2o %s, %s)\n", WB_VERSION,
