@@ -59,6 +59,7 @@ static int on_readyz(h2o_handler_t *self, h2o_req_t *req)
     wb_admin_t *a = ((wb_admin_handler_t *)self)->admin;
     const wb_stats_view_t *v = a->view;
     int reachable = wb_stats_kafka_reachable(v), usable = wb_stats_producers_usable(v);
+    int auth_failed = wb_stats_kafka_auth_failed(v);
     const char *status = "ready";
     if (atomic_load(v->draining))
         status = "draining";
@@ -68,7 +69,9 @@ static int on_readyz(h2o_handler_t *self, h2o_req_t *req)
         status = "kafka_unreachable";
     char body[160];
     int n = snprintf(body, sizeof(body), "{\"status\":\"%s\",\"kafka\":\"%s\"}", status,
-                     reachable ? "reachable" : "unreachable");
+                     reachable     ? "reachable"
+                     : auth_failed ? "authentication_failed"
+                                   : "unreachable");
     char *copy = h2o_mem_alloc_pool(&req->pool, (size_t)n);
     memcpy(copy, body, (size_t)n);
     if (strcmp(status, "ready") == 0)
@@ -177,6 +180,14 @@ static void render(wb_admin_t *a, wb_buf_t *b)
             wb_buf_printf(b,
                           "webhook_bridge_deadletters_total{provider=\"%s\",reason=\"%s\"} %lu\n",
                           cfg->providers[p].name, wb_dl_reason_names[r], SUM(deadletters[p][r]));
+
+    wb_buf_printf(b, "# HELP webhook_bridge_refused_total Records Kafka refused for good (too "
+                     "large, invalid, topic not allowed, policy), dead-lettered: never a retry.\n"
+                     "# TYPE webhook_bridge_refused_total counter\n");
+    for (unsigned p = 0; p < cfg->nproviders; p++)
+        for (unsigned r = 0; r < WB_REFUSED_SLOTS; r++)
+            wb_buf_printf(b, "webhook_bridge_refused_total{provider=\"%s\",reason=\"%s\"} %lu\n",
+                          cfg->providers[p].name, wb_refused_names[r], SUM(refused[p][r]));
 
     /* topics are few and bounded (topics.c tracks at most 1024) */
     wb_buf_printf(b, "# HELP webhook_bridge_topic_unsafe Topics written to whose replication "
@@ -292,6 +303,10 @@ static void render(wb_admin_t *a, wb_buf_t *b)
                   "# HELP webhook_bridge_kafka_reachable 1 while a producer has a broker "
                   "connection up.\n# TYPE webhook_bridge_kafka_reachable gauge\n"
                   "webhook_bridge_kafka_reachable %d\n"
+                  "# HELP webhook_bridge_kafka_authentication_failed 1 while the cluster refuses "
+                  "the bridge's credentials or certificates (SASL, TLS) and no broker takes it.\n"
+                  "# TYPE webhook_bridge_kafka_authentication_failed gauge\n"
+                  "webhook_bridge_kafka_authentication_failed %d\n"
                   "# HELP webhook_bridge_kafka_brokers_up Brokers known from metadata whose "
                   "connection is up.\n# TYPE webhook_bridge_kafka_brokers_up gauge\n"
                   "webhook_bridge_kafka_brokers_up %d\n"
@@ -303,7 +318,8 @@ static void render(wb_admin_t *a, wb_buf_t *b)
                   "webhook_bridge_producer_usable %d\n"
                   "# HELP webhook_bridge_draining 1 while the bridge drains.\n"
                   "# TYPE webhook_bridge_draining gauge\nwebhook_bridge_draining %d\n",
-                  reachable, atomic_load(&a->view->workers[0]->brokers_up),
+                  reachable, wb_stats_kafka_auth_failed(a->view),
+                  atomic_load(&a->view->workers[0]->brokers_up),
                   atomic_load(&a->view->workers[0]->brokers_known),
                   wb_stats_producers_usable(a->view), atomic_load(a->view->draining));
 }

@@ -6,6 +6,7 @@
 #include "event.h"
 
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -430,8 +431,39 @@ void wb_event_free(wb_event_t *ev)
     wb_buf_free(&ev->value);
 }
 
+/* data too large to keep whole: its size, its SHA-256 and its first bytes
+ * (at most keep, cut at a character's start) as a string. */
+static int put_data_summary(wb_buf_t *out, const char *p, size_t len, size_t keep)
+{
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    char hex[2 * SHA256_DIGEST_LENGTH + 1];
+    int r;
+    SHA256((const unsigned char *)p, len, md);
+    for (unsigned i = 0; i < SHA256_DIGEST_LENGTH; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    if (keep > len)
+        keep = len;
+    while (keep > 0 && keep < len && ((unsigned char)p[keep] & 0xc0) == 0x80)
+        keep--; /* p[keep] continues a character: cut before that character */
+    if ((r = wb_buf_append(out, "{\"truncated\":true,\"size\":", 25)) != WB_OK ||
+        (r = wb_buf_append_int(out, (long long)len)) != WB_OK ||
+        (r = wb_buf_append(out, ",\"sha256\":\"", 11)) != WB_OK ||
+        (r = wb_buf_append(out, hex, 2 * SHA256_DIGEST_LENGTH)) != WB_OK ||
+        (r = wb_buf_append(out, "\",\"head\":", 9)) != WB_OK ||
+        (r = wb_json_write_string(out, p, keep)) != WB_OK)
+        return r;
+    return wb_buf_appendc(out, '}');
+}
+
 int wb_event_to_deadletter(const wb_config_t *cfg, const wb_provider_t *prov, wb_json_t *js,
                            const char *value, size_t len, const char *reason, wb_buf_t *out)
+{
+    return wb_event_to_refused(cfg, prov, js, value, len, reason, SIZE_MAX, out);
+}
+
+int wb_event_to_refused(const wb_config_t *cfg, const wb_provider_t *prov, wb_json_t *js,
+                        const char *value, size_t len, const char *reason, size_t data_keep,
+                        wb_buf_t *out)
 {
     char type[WB_TYPE_MAX + 1];
     int r;
@@ -459,6 +491,9 @@ int wb_event_to_deadletter(const wb_config_t *cfg, const wb_provider_t *prov, wb
         first = 0;
         if (key.raw.len == 4 && memcmp(key.raw.p, "type", 4) == 0)
             r = wb_json_write_string(out, type, strlen(type));
+        else if (key.raw.len == 4 && memcmp(key.raw.p, "data", 4) == 0 &&
+                 val.raw.len > data_keep)
+            r = put_data_summary(out, val.raw.p, val.raw.len, data_keep);
         else if (val.kind == WB_JSON_STRING)
             r = wb_buf_appendc(out, '"') != WB_OK || wb_buf_append(out, val.raw.p, val.raw.len) ||
                         wb_buf_appendc(out, '"')

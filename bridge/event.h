@@ -49,6 +49,15 @@ void wb_event_free(wb_event_t *ev);
 int wb_event_to_deadletter(const wb_config_t *cfg, const wb_provider_t *prov, wb_json_t *js,
                            const char *value, size_t len, const char *reason, wb_buf_t *out);
 
+/* The same, for a record Kafka refused for good: a data longer than
+ * data_keep bytes is replaced by {"truncated": true, "size", "sha256" (of
+ * the whole data, the provider's body as received), "head" (its first
+ * data_keep bytes at most, as a string)}, so that the dead letter fits where
+ * the record did not. */
+int wb_event_to_refused(const wb_config_t *cfg, const wb_provider_t *prov, wb_json_t *js,
+                        const char *value, size_t len, const char *reason, size_t data_keep,
+                        wb_buf_t *out);
+
 /* Normalizes a provider's time into RFC 3339 (T separator, Z or an offset)
  * in out (at least 64 bytes). Returns WB_OK or WB_ERR_SHAPE. Exposed for tests. */
 int wb_event_time(const wb_json_val_t *v, wb_time_format_t fmt, char *out, size_t outsz);

@@ -42,6 +42,7 @@ typedef enum {
     E_SPOOL,
     E_RESETS,
     E_AUTH_UNAVAILABLE,
+    E_KAFKA_AUTH,
 } wb_ingest_err_t;
 
 /* status 0: a failure answer, whose code comes from the provider's
@@ -68,6 +69,8 @@ static const struct {
                   "this HTTP/2 connection reset too many streams and is being closed"},
     [E_AUTH_UNAVAILABLE] = {0, NULL, "auth_unavailable",
                             "the provider's API could not confirm the event; retry"},
+    [E_KAFKA_AUTH] = {0, NULL, "kafka_authentication_failed",
+                      "the Kafka cluster refuses the bridge's credentials; retry"},
     [E_UNSAFE_TOPIC] = {0, NULL, "topic_unsafe",
                         "the event's topic has too few replicas to keep it (refuse_unsafe_topics)"},
 };
@@ -80,6 +83,10 @@ static const struct {
  * yet), while it creates the topic: produced before, the record would find
  * no topic (topic.metadata.propagation.max.ms 0) and become a dead letter */
 #define WB_TOPIC_HOLD_CREATE_MS 3000
+/* A record Kafka refused as too large becomes a dead letter that keeps this
+ * much of its data (and the whole data's size and SHA-256); if even that is
+ * refused, one with none of it. */
+#define WB_REFUSED_KEEP (64 * 1024)
 
 static const char *failure_reason(int status)
 {
@@ -113,6 +120,8 @@ struct wb_pending {
     int deadletter;
     wb_dl_reason_t dl_reason;
     const char *fallback; /* the topic written instead (config-owned), or NULL */
+    const char *refused;  /* why Kafka refused the record for good (static), or NULL */
+    int refused_tries;    /* dead letters of the refused record produced */
     struct timespec start;
     h2o_timeout_entry_t deadline;
     h2o_linklist_t node; /* in worker->pending while attached */
@@ -391,6 +400,50 @@ static int produce_fallback(wb_worker_t *w, wb_pending_t *pend, const char *key,
     return WB_OK;
 }
 
+/* Kafka refused the record for good (too large, invalid, a topic the bridge
+ * may not write, a policy): the same bytes would be refused on every retry,
+ * so the record goes to the dead-letter topic with the reason and is
+ * answered as a dead letter, never a failure (README, "Refusals for good").
+ * A too-large one keeps what fits: its data's size, SHA-256 and first
+ * WB_REFUSED_KEEP bytes (then none, if that too is refused). A second report
+ * comes for pend. WB_OK if the producer took the dead letter. */
+static int produce_refused(wb_worker_t *w, wb_pending_t *pend, const char *key, size_t key_len,
+                           const char *value, size_t value_len, rd_kafka_resp_err_t why,
+                           rd_kafka_resp_err_t *kerr)
+{
+    const char *reason = wb_kafka_err_refused(why);
+    char text[256];
+    wb_record_t rec = {.topic = w->cfg->deadletter_topic, .key = key, .key_len = key_len,
+                       .reason = reason, .intended = pend_topic(pend)};
+    wb_buf_t dl;
+    int r;
+    *kerr = why;
+    if (reason == NULL || pend->refused_tries >= 2)
+        return WB_ERR_KAFKA; /* the dead-letter topic refuses it too: an outage */
+    size_t keep = strcmp(reason, "record_too_large") != 0 ? SIZE_MAX
+                  : pend->refused_tries == 0             ? WB_REFUSED_KEEP
+                                                         : 0;
+    pend->refused_tries++;
+    snprintf(text, sizeof(text), "%s: %s", reason, rd_kafka_err2str(why));
+    wb_buf_init(&dl, (keep < value_len ? keep * 6 : value_len) + sizeof(text) + 1024);
+    if ((r = wb_event_to_refused(w->cfg, pend->prov, &w->json, value, value_len, text, keep,
+                                 &dl)) != WB_OK) {
+        wb_buf_free(&dl);
+        return r;
+    }
+    rec.value_len = dl.len;
+    rec.value = wb_buf_steal(&dl, NULL);
+    if ((r = wb_kafka_produce(w->kafka, &rec, 0, pend, kerr)) != WB_OK) {
+        free(rec.value);
+        return r;
+    }
+    pend->fallback = rec.topic;
+    pend->deadletter = 1;
+    pend->dl_reason = WB_DL_REFUSED;
+    pend->refused = reason;
+    return WB_OK;
+}
+
 /* Hands the record to the producer, or to the provider's fallback when its
  * topic does not exist. Takes value (malloc'ed) in every case. WB_OK: a
  * report will come for pend. */
@@ -409,8 +462,12 @@ static int dispatch(wb_worker_t *w, wb_pending_t *pend, char *value, size_t len,
     *kerr = RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
     if (ts != WB_TOPIC_MISSING && (r = wb_kafka_produce(w->kafka, &rec, 0, pend, kerr)) == WB_OK)
         return WB_OK; /* the producer frees value */
-    if (wb_kafka_err_unknown_topic(*kerr))
+    if (wb_kafka_err_unknown_topic(*kerr)) {
         r = produce_fallback(w, pend, key, key_len, value, len, kerr);
+    } else if (wb_kafka_err_refused(*kerr) != NULL) { /* librdkafka's own refusal */
+        wb_stats_count_refused(&w->stats, pend->prov_index, wb_kafka_err_refused(*kerr));
+        r = produce_refused(w, pend, key, key_len, value, len, *kerr, kerr);
+    }
     free(value);
     return r;
 }
@@ -588,9 +645,48 @@ static int replay_produce(void *ctx, const wb_spool_rec_t *rec, wb_spool_replay_
     return wb_kafka_produce(w->kafka, &r, 1, rp, &kerr) == WB_OK ? 0 : -1;
 }
 
+/* A spooled record Kafka refused for good leaves the spool for the
+ * dead-letter topic (with what fits of it), under the same replay: its
+ * dead letter's report removes it, and the records behind it go on. 0 if
+ * the producer took the dead letter. */
+static int replay_refused(wb_worker_t *w, wb_spool_replay_t *rp, const wb_report_t *rep)
+{
+    const char *reason = wb_kafka_err_refused(rep->err);
+    const wb_provider_t *prov = wb_config_provider(w->cfg, rp->provider, strlen(rp->provider));
+    char text[256];
+    rd_kafka_resp_err_t kerr;
+    wb_buf_t dl;
+    if (reason == NULL || prov == NULL || rp->refused)
+        return -1;
+    rp->refused = 1;
+    wb_stats_count_refused(&w->stats, (unsigned)(prov - w->cfg->providers), reason);
+    snprintf(text, sizeof(text), "%s: %s", reason, rd_kafka_err2str(rep->err));
+    size_t keep = strcmp(reason, "record_too_large") == 0 ? WB_REFUSED_KEEP : SIZE_MAX;
+    wb_buf_init(&dl, (keep < rep->value_len ? keep * 6 : rep->value_len) + sizeof(text) + 1024);
+    if (wb_event_to_refused(w->cfg, prov, &w->json, rep->value, rep->value_len, text, keep, &dl) !=
+        WB_OK) {
+        wb_buf_free(&dl);
+        return -1;
+    }
+    wb_record_t r = {.topic = w->cfg->deadletter_topic, .key = rep->key, .key_len = rep->key_len,
+                     .reason = reason, .intended = NULL};
+    r.value_len = dl.len;
+    r.value = wb_buf_steal(&dl, NULL);
+    if (wb_kafka_produce(w->kafka, &r, 0, rp, &kerr) != WB_OK) {
+        free(r.value);
+        return -1;
+    }
+    return 0;
+}
+
 static void replay_report(wb_worker_t *w, wb_spool_replay_t *rp, const wb_report_t *rep)
 {
     char name[40];
+    if (rep->err != RD_KAFKA_RESP_ERR_NO_ERROR && wb_kafka_err_refused(rep->err) != NULL &&
+        replay_refused(w, rp, rep) == 0) {
+        wb_stats_count_kafka_error(&w->stats, rep->err);
+        return; /* its dead letter's report comes with rp */
+    }
     if (wb_spool_replayed(w->shared->spool, rp, rep->err == RD_KAFKA_RESP_ERR_NO_ERROR, name)) {
         const wb_provider_t *prov = wb_config_provider(w->cfg, name, strlen(name));
         if (prov != NULL)
@@ -691,13 +787,16 @@ static void answer_receipt(wb_pending_t *pend, const wb_report_t *rep, double ms
 {
     h2o_req_t *req = pend->req;
     wb_worker_t *w = pend->worker;
-    int status = pend->deadletter ? pend->prov->deadletter_status : 200;
+    /* refused for good: the receipt of its dead letter, whatever the
+     * provider's deadletter_status (a 4xx repeated to Piriod disables it) */
+    int status = pend->deadletter && pend->refused == NULL ? pend->prov->deadletter_status : 200;
     char body[1024], dltype[64];
     const char *type = pend_type(pend);
     size_t type_len = pend->type_len;
     wb_buf_t b;
     detach(pend);
-    if (pend->dl_reason == WB_DL_UNKNOWN_TOPIC) { /* the record's type, as for every dead letter */
+    if (pend->dl_reason == WB_DL_UNKNOWN_TOPIC || pend->dl_reason == WB_DL_REFUSED) {
+        /* the record's type, as for every dead letter */
         type_len = (size_t)snprintf(dltype, sizeof(dltype), "%s.deadletter", pend->prov->name);
         type = dltype;
     }
@@ -714,6 +813,10 @@ static void answer_receipt(wb_pending_t *pend, const wb_report_t *rep, double ms
     wb_buf_append_int(&b, rep->offset);
     if (pend->deadletter)
         wb_buf_append(&b, ",\"deadletter\":true", 18);
+    if (pend->refused != NULL) {
+        wb_buf_append(&b, ",\"refused\":", 11);
+        wb_json_write_string(&b, pend->refused, strlen(pend->refused));
+    }
     if (pend->fallback != NULL) {
         wb_buf_append(&b, ",\"intended_topic\":", 18);
         wb_json_write_string(&b, pend_topic(pend), pend->topic_len);
@@ -722,6 +825,7 @@ static void answer_receipt(wb_pending_t *pend, const wb_report_t *rep, double ms
     wb_stats_count_status(&w->stats, pend->prov_index, status);
     access_log(pend->prov, status, ms,
                pend->dl_reason == WB_DL_UNKNOWN_TOPIC ? "unknown_topic"
+               : pend->refused != NULL                ? pend->refused
                : pend->deadletter                     ? "deadletter"
                                                       : NULL,
                pend_id(pend), pend_written_topic(pend), rep->partition, rep->offset);
@@ -765,6 +869,14 @@ void wb_ingest_on_report(void *opaque, const wb_report_t *rep, void *ctx)
         return;
     }
     h2o_timeout_unlink(&pend->sp_timer);
+    if (wb_kafka_err_refused(rep->err) != NULL && pend->sp_seq == 0) {
+        /* refused for good: a dead letter (a spooled copy: the replayer's) */
+        wb_stats_count_kafka_error(&w->stats, rep->err);
+        wb_stats_count_refused(&w->stats, pend->prov_index, wb_kafka_err_refused(rep->err));
+        if (produce_refused(w, pend, rep->key, rep->key_len, rep->value, rep->value_len, rep->err,
+                            &kerr) == WB_OK)
+            return; /* its own report answers */
+    }
     if (wb_kafka_err_unknown_topic(rep->err) &&
         produce_fallback(w, pend, rep->key, rep->key_len, rep->value, rep->value_len, &kerr) ==
             WB_OK)
@@ -917,12 +1029,21 @@ static int send_record(wb_worker_t *w, wb_pending_t *pend, char *value, size_t v
         free(value);
         return E_UNSAFE_TOPIC;
     }
+    /* the cluster refuses the bridge's credentials (SASL, TLS): said at once,
+     * not at the provider's deadline; a spooling provider's record is spooled */
+    wb_kafka_brokers_t b;
+    wb_kafka_brokers(w->kafka, &b);
+    if (b.auth_failed && !spool_it) {
+        free(value);
+        *detail = "the cluster refused the bridge's credentials (see the log)";
+        return E_KAFKA_AUTH;
+    }
     if (spool_it && spool_copy(pend, value, value_len, key, key_len, reason) != WB_OK) {
         free(value);
         *detail = "out of memory";
         return E_OVERLOADED;
     }
-    if (spool_it && behind_spool(w, pend->prov_index)) {
+    if (spool_it && (behind_spool(w, pend->prov_index) || b.auth_failed)) {
         /* behind its provider's spooled records: the same way, in order */
         free(value);
         pend->reported = 1;

@@ -35,6 +35,8 @@ struct wb_kafka {
     rd_kafka_topic_t *warm[WB_MAX_PROVIDERS + 1]; /* topics known before their first record */
     unsigned nwarm;
     atomic_int brokers_up, brokers_known, reachable, measured;
+    atomic_int auth_failed; /* the cluster refused this client (on_error), no broker up since */
+    uint64_t auth_logged;   /* monotonic ms of the last "authentication failed" line */
 };
 
 struct wb_kafka_mock {
@@ -102,8 +104,147 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
     atomic_store(&k->brokers_up, up);
     atomic_store(&k->brokers_known, known);
     atomic_store(&k->reachable, reachable);
+    if (reachable)
+        atomic_store(&k->auth_failed, 0);
     atomic_store(&k->measured, 1);
     return 0;
+}
+
+/* ---- what every client of the bridge shares: its configuration, its logs ---- */
+
+/* The configuration whose secrets are kept out of librdkafka's log lines.
+ * One per process (set by the first client made), read by every client's
+ * threads: it lives as long as the process. */
+static const wb_config_t *secrets_cfg;
+
+static int secret_name(const char *name)
+{
+    return strstr(name, "password") != NULL || strstr(name, "secret") != NULL ||
+           strcmp(name, "ssl.key.pem") == 0 || strcmp(name, "sasl.oauthbearer.config") == 0 ||
+           strcmp(name, "sasl.username") == 0;
+}
+
+/* in with every [librdkafka] secret's value replaced by "[redacted]" (and
+ * cut to fit out). */
+static void redact(const char *in, char *out, size_t outsz)
+{
+    size_t o = 0;
+    const wb_config_t *cfg = secrets_cfg;
+    while (*in != '\0' && o + 1 < outsz) {
+        size_t skip = 0;
+        for (unsigned i = 0; cfg != NULL && i < cfg->nrdkafka && skip == 0; i++) {
+            size_t n = strlen(cfg->rdkafka[i].value);
+            if (n >= 3 && secret_name(cfg->rdkafka[i].name) &&
+                strncmp(in, cfg->rdkafka[i].value, n) == 0)
+                skip = n;
+        }
+        if (skip > 0) {
+            int w = snprintf(out + o, outsz - o, "[redacted]");
+            o = w > 0 && (size_t)w < outsz - o ? o + (size_t)w : outsz - 1;
+            in += skip;
+        } else {
+            out[o++] = *in++;
+        }
+    }
+    out[o] = '\0';
+}
+
+int wb_kafka_err_auth(rd_kafka_resp_err_t err)
+{
+    switch (err) {
+    case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+    case RD_KAFKA_RESP_ERR__SSL:
+    case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
+    case RD_KAFKA_RESP_ERR_UNSUPPORTED_SASL_MECHANISM:
+    case RD_KAFKA_RESP_ERR_ILLEGAL_SASL_STATE:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* One line for an error a client's callback got: "kafka authentication
+ * failed" (the cluster refused the bridge: a credential or a certificate),
+ * else "kafka state". */
+static void log_client_error(const rd_kafka_t *rk, int err, const char *reason)
+{
+    char detail[512];
+    wb_log_t l;
+    int auth = wb_kafka_err_auth((rd_kafka_resp_err_t)err);
+    redact(reason, detail, sizeof(detail));
+    wb_log_begin(&l,
+                 auth ? WB_LOG_ERROR
+                 : err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? WB_LOG_WARN
+                                                              : WB_LOG_INFO,
+                 auth ? "kafka authentication failed" : "kafka state");
+    wb_log_cstr(&l, "client", rd_kafka_name(rk));
+    wb_log_cstr(&l, "error", rd_kafka_err2name((rd_kafka_resp_err_t)err));
+    wb_log_cstr(&l, "detail", detail);
+    wb_log_end(&l);
+}
+
+static void on_client_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    log_client_error(rk, err, reason);
+}
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    char detail[1024];
+    wb_log_t l;
+    redact(buf, detail, sizeof(detail));
+    wb_log_begin(&l,
+                 level <= 3   ? WB_LOG_ERROR
+                 : level <= 5 ? WB_LOG_WARN
+                              : WB_LOG_DEBUG,
+                 "librdkafka");
+    wb_log_cstr(&l, "client", rd_kafka_name(rk));
+    wb_log_cstr(&l, "facility", fac);
+    wb_log_cstr(&l, "detail", detail);
+    wb_log_end(&l);
+}
+
+static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,
+                    size_t errsz)
+{
+    char e[256];
+    if (rd_kafka_conf_set(conf, name, value, e, sizeof(e)) != RD_KAFKA_CONF_OK)
+        return wb_errf(err, errsz, WB_ERR_CONFIG, "[librdkafka] %s: %s", name, e);
+    return WB_OK;
+}
+
+rd_kafka_conf_t *wb_kafka_client_conf(const wb_config_t *cfg, const char *bootstrap,
+                                      const char *client_id, const char *const (*defaults)[2],
+                                      unsigned ndefaults, char *err, size_t errsz)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (secrets_cfg == NULL)
+        secrets_cfg = cfg;
+    if (conf_set(conf, "client.id", client_id, err, errsz) != WB_OK)
+        goto fail;
+    for (unsigned i = 0; i < ndefaults; i++)
+        if (conf_set(conf, defaults[i][0], defaults[i][1], err, errsz) != WB_OK)
+            goto fail;
+    /* [librdkafka] as the operator wrote it: security (TLS, SASL), and the
+     * producer's tuning, which a consumer or the registry ignores */
+    for (unsigned i = 0; i < cfg->nrdkafka; i++)
+        if (conf_set(conf, cfg->rdkafka[i].name, cfg->rdkafka[i].value, err, errsz) != WB_OK)
+            goto fail;
+    if (bootstrap != NULL && conf_set(conf, "bootstrap.servers", bootstrap, err, errsz) != WB_OK)
+        goto fail;
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_error_cb(conf, on_client_error);
+    return conf;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+/* ---- the producer ---- */
+
+size_t wb_kafka_record_max(const wb_config_t *cfg)
+{
+    return wb_config_max_body(cfg) + WB_RECORD_ENVELOPE_MAX;
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -120,50 +261,42 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         wb_log_end(&l);
         return;
     }
-    wb_log_begin(&l, err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? WB_LOG_WARN : WB_LOG_INFO,
-                 "kafka state");
-    wb_log_cstr(&l, "error", rd_kafka_err2name((rd_kafka_resp_err_t)err));
-    wb_log_cstr(&l, "reason", reason);
-    wb_log_end(&l);
-}
-
-static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    wb_log_t l;
-    wb_log_begin(&l,
-                 level <= 3   ? WB_LOG_ERROR
-                 : level <= 5 ? WB_LOG_WARN
-                              : WB_LOG_DEBUG,
-                 "librdkafka");
-    wb_log_cstr(&l, "facility", fac);
-    wb_log_cstr(&l, "detail", buf);
-    wb_log_end(&l);
-}
-
-static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,
-                    size_t errsz)
-{
-    char e[256];
-    if (rd_kafka_conf_set(conf, name, value, e, sizeof(e)) != RD_KAFKA_CONF_OK)
-        return wb_errf(err, errsz, WB_ERR_CONFIG, "[librdkafka] %s: %s", name, e);
-    return WB_OK;
+    if (wb_kafka_err_auth((rd_kafka_resp_err_t)err)) {
+        /* the cluster refused this client: said once, until a broker takes
+         * it (on_stats clears it), then once a minute while it lasts */
+        uint64_t now = wb_mono_ms();
+        if (atomic_exchange(&k->auth_failed, 1) == 0 || now - k->auth_logged >= 60000) {
+            k->auth_logged = now;
+            log_client_error(rk, err, reason);
+        }
+        return;
+    }
+    log_client_error(rk, err, reason);
 }
 
 rd_kafka_conf_t *wb_kafka_conf_new(const wb_config_t *cfg, const char *bootstrap, char *err,
                                    size_t errsz)
 {
-    char timeout[32];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char timeout[32], msgmax[32];
     /* Every answer must leave before the provider's deadline: a record may
      * wait at most the longest deadline; ingest.c answers 503 at each
      * provider's own deadline even if the record is still queued. */
     snprintf(timeout, sizeof(timeout), "%u", wb_config_max_deadline(cfg));
-    static const char *const defaults[][2] = {
+    /* every body the door takes fits the producer (README, "Limits"):
+     * librdkafka's own default, 1,000,000, is under max_body's 1 MiB */
+    size_t need = wb_kafka_record_max(cfg);
+    snprintf(msgmax, sizeof(msgmax), "%zu", need > 1000000 ? need : 1000000);
+    const char *const defaults[][2] = {
         {"linger.ms", "0.5"},
         {"socket.nagle.disable", "true"},
         {"partitioner", "murmur2_random"},
         {"queue.buffering.max.kbytes", "32768"},
         {"queue.buffering.max.messages", "100000"},
+        {"message.max.bytes", msgmax},
+        /* record batches compressed with zstd: what fits the brokers' limit
+         * (checked on the compressed batch) and costs the least on the wire
+         * (README, "Limits"; tests/bench prints the comparison) */
+        {"compression.type", WB_KAFKA_COMPRESSION},
         /* a topic the cluster says does not exist fails its records at once
          * (_UNKNOWN_TOPIC, then ingest.c's fallback) instead of at
          * message.timeout.ms; librdkafka's default waits 30 s for a topic
@@ -183,25 +316,31 @@ rd_kafka_conf_t *wb_kafka_conf_new(const wb_config_t *cfg, const char *bootstrap
         {"topic.metadata.refresh.interval.ms", "2000"},
         /* broker connection states for readiness and metrics (on_stats) */
         {"statistics.interval.ms", "1000"},
-        {"client.id", "webhook-bridge"},
+        {"message.timeout.ms", timeout},
     };
-    for (unsigned i = 0; i < WB_ARRAY_SIZE(defaults); i++)
-        if (conf_set(conf, defaults[i][0], defaults[i][1], err, errsz) != WB_OK)
-            goto fail;
-    if (conf_set(conf, "message.timeout.ms", timeout, err, errsz) != WB_OK)
-        goto fail;
-    for (unsigned i = 0; i < cfg->nrdkafka; i++)
-        if (conf_set(conf, cfg->rdkafka[i].name, cfg->rdkafka[i].value, err, errsz) != WB_OK)
-            goto fail;
+    rd_kafka_conf_t *conf = wb_kafka_client_conf(cfg, bootstrap, "webhook-bridge", defaults,
+                                                 WB_ARRAY_SIZE(defaults), err, errsz);
+    if (conf == NULL)
+        return NULL;
     if (conf_set(conf, "acks", "all", err, errsz) != WB_OK ||
-        conf_set(conf, "enable.idempotence", "true", err, errsz) != WB_OK ||
-        (bootstrap != NULL && conf_set(conf, "bootstrap.servers", bootstrap, err, errsz) != WB_OK))
-        goto fail;
-    rd_kafka_conf_set_log_cb(conf, on_log);
+        conf_set(conf, "enable.idempotence", "true", err, errsz) != WB_OK) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    /* an operator's message.max.bytes under what max_body makes would refuse
+     * some bodies the door takes, the same way on every retry */
+    char v[32];
+    size_t vlen = sizeof(v);
+    if (rd_kafka_conf_get(conf, "message.max.bytes", v, &vlen) == RD_KAFKA_CONF_OK &&
+        strtoull(v, NULL, 10) < need) {
+        wb_errf(err, errsz, WB_ERR_CONFIG,
+                "[librdkafka] message.max.bytes = %s is under the largest record a body of "
+                "max_body makes (%zu + %d bytes of envelope = %zu): raise it or lower max_body",
+                v, wb_config_max_body(cfg), WB_RECORD_ENVELOPE_MAX, need);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
     return conf;
-fail:
-    rd_kafka_conf_destroy(conf);
-    return NULL;
 }
 
 static void on_wakeup(h2o_socket_t *sock, const char *err)
@@ -381,6 +520,7 @@ void wb_kafka_brokers(wb_kafka_t *k, wb_kafka_brokers_t *out)
     out->known = atomic_load(&k->brokers_known);
     out->reachable = atomic_load(&k->reachable);
     out->measured = atomic_load(&k->measured);
+    out->auth_failed = atomic_load(&k->auth_failed) && !out->reachable;
 }
 
 long wb_kafka_queue_max(const wb_config_t *cfg)
@@ -390,6 +530,29 @@ long wb_kafka_queue_max(const wb_config_t *cfg)
         if (strcmp(cfg->rdkafka[i].name, "queue.buffering.max.messages") == 0)
             max = strtol(cfg->rdkafka[i].value, NULL, 10);
     return max;
+}
+
+const char *wb_kafka_err_refused(rd_kafka_resp_err_t err)
+{
+    switch (err) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE: /* librdkafka's own check, or a broker's */
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+        return "record_too_large";
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+        return "invalid_record";
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+        return "invalid_topic";
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+        return "topic_authorization_failed";
+    case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
+        return "policy_violation";
+    case RD_KAFKA_RESP_ERR_UNSUPPORTED_VERSION:
+    case RD_KAFKA_RESP_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT:
+        return "unsupported_version";
+    default:
+        return NULL;
+    }
 }
 
 int wb_kafka_err_unknown_topic(rd_kafka_resp_err_t err)

@@ -10,6 +10,14 @@
 #define H2O_USE_LIBUV 0
 #include <h2o.h>
 
+/* What a record adds to its body, at most: the CloudEvents attributes (id,
+ * subject, type, time, the extensions: each bounded, escaped at worst 6x),
+ * the dead-letter reason, the key, the headers and Kafka's record framing.
+ * The producer's message.max.bytes is max_body plus this (kafka.c). */
+#define WB_RECORD_ENVELOPE_MAX (16 * 1024)
+/* Record batches' compression by default (README, "Limits"). */
+#define WB_KAFKA_COMPRESSION "zstd"
+
 /* A delivery report that said success without an offset (kafka.c, on_dr). */
 #define WB_KAFKA_ERR_NO_OFFSET RD_KAFKA_RESP_ERR__INCONSISTENT
 
@@ -42,6 +50,7 @@ typedef struct {
     int known;     /* brokers known from metadata */
     int reachable; /* some connection up, bootstrap ones included */
     int measured;  /* 0 until the first statistics: the fields above say nothing yet */
+    int auth_failed; /* the cluster refused the client (SASL, TLS) and no broker is up */
 } wb_kafka_brokers_t;
 
 /* Called on the loop's thread, once per produced record, with the opaque
@@ -50,9 +59,30 @@ typedef void (*wb_kafka_report_cb)(void *opaque, const wb_report_t *rep, void *c
 
 typedef struct wb_kafka wb_kafka_t;
 
+/* The one place a Kafka client's configuration is made, for every client of
+ * the bridge and its commands (producers, the topic registry, replay,
+ * deadletters): client.id, the role's defaults, then [librdkafka] as written
+ * (security: TLS, SASL), bootstrap.servers; librdkafka's log lines and
+ * errors go to the bridge's JSON log with [librdkafka]'s secrets redacted.
+ * The caller adds its role's own settings and owns the result. NULL with
+ * err on error. */
+rd_kafka_conf_t *wb_kafka_client_conf(const wb_config_t *cfg, const char *bootstrap,
+                                      const char *client_id, const char *const (*defaults)[2],
+                                      unsigned ndefaults, char *err, size_t errsz);
+/* 1 for the errors of a cluster refusing a client: SASL, TLS. */
+int wb_kafka_err_auth(rd_kafka_resp_err_t err);
+/* A Kafka error that is the same on every retry of the same record (too
+ * large, invalid, topic not allowed, policy): the reason name for its dead
+ * letter and metrics, e.g. "record_too_large"; NULL for an error that may
+ * pass on a retry (brokers down, timeouts, not enough replicas). */
+const char *wb_kafka_err_refused(rd_kafka_resp_err_t err);
+/* The largest record a body of max_body makes (max_body + envelope). */
+size_t wb_kafka_record_max(const wb_config_t *cfg);
+
 /* The producer configuration every producer of the bridge uses (and the
- * benchmark's Kafka ceiling): defaults, then [librdkafka], then acks=all and
- * idempotence forced. The caller owns the result. NULL with err on error. */
+ * benchmark's Kafka ceiling): client defaults, then [librdkafka], then
+ * acks=all and idempotence forced. The caller owns the result. NULL with err
+ * on error. */
 rd_kafka_conf_t *wb_kafka_conf_new(const wb_config_t *cfg, const char *bootstrap, char *err,
                                    size_t errsz);
 

@@ -302,20 +302,24 @@ static int parse_opts(int argc, char **argv, opts_t *o)
 
 static rd_kafka_t *consumer_new(const replay_t *rp, char *err, size_t errsz)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    /* [librdkafka] first (security, TLS, SASL); producer-only names are
-     * ignored by a consumer; then what this consumer needs */
-    for (unsigned i = 0; i < rp->cfg.nrdkafka; i++)
-        rd_kafka_conf_set(conf, rp->cfg.rdkafka[i].name, rp->cfg.rdkafka[i].value, NULL, 0);
-    const char *set[][2] = {{"bootstrap.servers", rp->cfg.brokers},
-                            {"group.id", rp->o.group},
-                            {"client.id", "webhook-bridge-replay"},
+    /* [librdkafka] (security, TLS, SASL) as every client of the bridge
+     * takes it; producer-only names are ignored by a consumer; then what
+     * this consumer needs */
+    rd_kafka_conf_t *conf = wb_kafka_client_conf(&rp->cfg, rp->cfg.brokers,
+                                                 rp->o.list ? "webhook-bridge-deadletters"
+                                                                 : "webhook-bridge-replay",
+                                                 NULL, 0, err, errsz);
+    if (conf == NULL)
+        return NULL;
+    const char *set[][2] = {{"group.id", rp->o.group},
                             {"enable.auto.commit", "false"},
                             {"enable.auto.offset.store", "false"},
                             {"auto.offset.reset", "earliest"},
                             {"enable.partition.eof", "true"},
                             {"isolation.level", "read_committed"},
                             {"allow.auto.create.topics", "false"},
+                            /* errors only: [librdkafka]'s producer settings
+                             * would each warn that a consumer ignores them */
                             {"log_level", "3"}};
     for (size_t i = 0; i < WB_ARRAY_SIZE(set); i++)
         if (rd_kafka_conf_set(conf, set[i][0], set[i][1], err, errsz) != RD_KAFKA_CONF_OK) {
@@ -774,6 +778,11 @@ static int batch(replay_t *rp, char *err, size_t errsz)
             count_add(&rp->s.by_topic, sl->topic, 1);
         } else if (sl->reported && wb_kafka_err_unknown_topic(sl->err)) {
             failing(rp, "unknown_topic"); /* deleted since it was checked */
+        } else if (sl->reported && wb_kafka_err_refused(sl->err) != NULL) {
+            /* refused for good (too large for its topic, not allowed, ...):
+             * the same on every run, so it stays a dead letter, counted as
+             * still failing, and the run goes on past it */
+            failing(rp, wb_kafka_err_refused(sl->err));
         } else {
             r = wb_errf(err, errsz, WB_ERR_KAFKA, "producing to %s: %s", sl->topic,
                         sl->reported ? wb_kafka_err_str(sl->err) : "no delivery report");

@@ -86,6 +86,7 @@ typedef struct {
     int kind; /* WB_SPOOL_REPLAY_KIND */
     int64_t seq;
     char provider[40];
+    int refused; /* the record was refused for good: its dead letter is what is in flight */
 } wb_spool_replay_t;
 
 /* A record to produce, in the order given; 0 if the producer took it (the

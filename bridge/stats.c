@@ -2,6 +2,8 @@
  * Must not: render text (admin.c) or know requests (ingest.c). */
 #include "stats.h"
 
+#include <string.h>
+
 const int wb_status_codes[WB_STATUS_SLOTS] = {200, 400, 401, 404, 405, 413,
                                               415, 500, 502, 503, 504, 0};
 const double wb_latency_bounds_ms[WB_LAT_BUCKETS] = {1,   2,   5,    10,   25,   50,    100,
@@ -20,7 +22,20 @@ const rd_kafka_resp_err_t wb_kafka_errors[WB_KERR_SLOTS - 1] = {
     RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
     RD_KAFKA_RESP_ERR__INCONSISTENT, /* WB_KAFKA_ERR_NO_OFFSET: a success without an offset */
 };
-const char *const wb_dl_reason_names[WB_DL_REASONS] = {"invalid_shape", "unknown_topic"};
+const char *const wb_dl_reason_names[WB_DL_REASONS] = {"invalid_shape", "unknown_topic",
+                                                        "refused"};
+const char *const wb_refused_names[WB_REFUSED_SLOTS] = {
+    "record_too_large", "invalid_record",      "invalid_topic", "topic_authorization_failed",
+    "policy_violation", "unsupported_version", "other"};
+
+void wb_stats_count_refused(wb_stats_t *st, unsigned prov_index, const char *reason)
+{
+    unsigned slot = WB_REFUSED_SLOTS - 1;
+    for (unsigned i = 0; i < WB_REFUSED_SLOTS - 1; i++)
+        if (strcmp(wb_refused_names[i], reason) == 0)
+            slot = i;
+    atomic_fetch_add_explicit(&st->refused[prov_index][slot], 1, memory_order_relaxed);
+}
 
 void wb_stats_count_status(wb_stats_t *st, unsigned prov_index, int status)
 {
@@ -56,6 +71,14 @@ int wb_stats_kafka_reachable(const wb_stats_view_t *v)
         if (atomic_load(&v->workers[i]->kafka_reachable))
             return 1;
     return 0;
+}
+
+int wb_stats_kafka_auth_failed(const wb_stats_view_t *v)
+{
+    int failed = 0;
+    for (unsigned i = 0; i < v->nworkers; i++)
+        failed |= atomic_load(&v->workers[i]->kafka_auth_failed);
+    return failed && !wb_stats_kafka_reachable(v);
 }
 
 int wb_stats_producers_usable(const wb_stats_view_t *v)

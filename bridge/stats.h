@@ -22,8 +22,12 @@ extern const double wb_latency_bounds_ms[WB_LAT_BUCKETS];
 extern const rd_kafka_resp_err_t wb_kafka_errors[WB_KERR_SLOTS - 1];
 
 /* Why a record went to the dead-letter topic. */
-typedef enum { WB_DL_SHAPE = 0, WB_DL_UNKNOWN_TOPIC, WB_DL_REASONS } wb_dl_reason_t;
+typedef enum { WB_DL_SHAPE = 0, WB_DL_UNKNOWN_TOPIC, WB_DL_REFUSED, WB_DL_REASONS } wb_dl_reason_t;
 extern const char *const wb_dl_reason_names[WB_DL_REASONS];
+/* Why Kafka refused a record for good (kafka.c's wb_kafka_err_refused
+ * names); the last slot is "any other". */
+#define WB_REFUSED_SLOTS 7
+extern const char *const wb_refused_names[WB_REFUSED_SLOTS];
 
 /* One worker's: written by that worker only, read by the admin thread.
  * Provider index WB_MAX_PROVIDERS counts requests for no known provider. */
@@ -32,6 +36,7 @@ typedef struct {
     atomic_ulong produced[WB_MAX_PROVIDERS];
     atomic_ulong deadlettered[WB_MAX_PROVIDERS];
     atomic_ulong deadletters[WB_MAX_PROVIDERS][WB_DL_REASONS];
+    atomic_ulong refused[WB_MAX_PROVIDERS][WB_REFUSED_SLOTS]; /* refused for good, by reason */
     atomic_ulong auth_failures[WB_MAX_PROVIDERS];
     atomic_ulong spooled[WB_MAX_PROVIDERS];           /* answered 200 "spooled" */
     atomic_ulong latency_buckets[WB_LAT_BUCKETS + 1]; /* last: +Inf */
@@ -47,6 +52,7 @@ typedef struct {
     atomic_int brokers_up;      /* connections up to brokers known from metadata */
     atomic_int brokers_known;   /* brokers known from metadata */
     atomic_int kafka_reachable; /* some connection up, bootstrap ones included */
+    atomic_int kafka_auth_failed; /* the cluster refused the producer (SASL, TLS), none up */
     atomic_int producer_fatal;  /* 1 while the producer must be replaced */
 } wb_stats_t;
 
@@ -66,11 +72,17 @@ typedef struct {
 void wb_stats_count_status(wb_stats_t *st, unsigned prov_index, int status);
 void wb_stats_count_kafka_error(wb_stats_t *st, rd_kafka_resp_err_t err);
 void wb_stats_observe_latency(wb_stats_t *st, double ms);
+/* A record of provider prov_index refused for good, reason a
+ * wb_kafka_err_refused name. */
+void wb_stats_count_refused(wb_stats_t *st, unsigned prov_index, const char *reason);
 
 /* Kafka is reachable from this process: some producer has a broker
  * connection up (a dead or paused broker among live ones does not count). */
 int wb_stats_kafka_reachable(const wb_stats_view_t *v);
 /* Every producer usable (none waiting to be replaced after a fatal error). */
 int wb_stats_producers_usable(const wb_stats_view_t *v);
+/* The cluster refuses this process's credentials: some producer was refused
+ * (SASL, TLS) and none has a broker connection up. */
+int wb_stats_kafka_auth_failed(const wb_stats_view_t *v);
 
 #endif

@@ -9,6 +9,7 @@
  * operator may create them), known ones every few minutes (settings change).
  * Owns: the table, the thread, its client. Must not: produce records. */
 #include "topics.h"
+#include "kafka.h"
 #include "log.h"
 
 #include <librdkafka/rdkafka.h>
@@ -337,12 +338,14 @@ wb_topics_t *wb_topics_new(const wb_config_t *cfg, const char *bootstrap, char *
     t->cfg = cfg;
     pthread_mutex_init(&t->lock, NULL);
     pthread_cond_init(&t->wake, NULL);
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, e, sizeof(e)) != RD_KAFKA_CONF_OK ||
-        rd_kafka_conf_set(conf, "client.id", "webhook-bridge-topics", e, sizeof(e)) !=
-            RD_KAFKA_CONF_OK ||
-        (t->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e))) == NULL) {
-        rd_kafka_conf_destroy(conf);
+    /* the producers' security settings ([librdkafka]): on a TLS or SASL
+     * cluster a client without them never connects, and every webhook would
+     * wait for its topic's answer (WB_TOPIC_HOLD_MS) */
+    rd_kafka_conf_t *conf =
+        wb_kafka_client_conf(cfg, bootstrap, "webhook-bridge-topics", NULL, 0, e, sizeof(e));
+    if (conf == NULL || (t->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e))) == NULL) {
+        if (conf != NULL)
+            rd_kafka_conf_destroy(conf);
         wb_errf(err, errsz, WB_ERR_KAFKA, "topic registry: %s", e);
         wb_topics_free(t);
         return NULL;
