@@ -50,10 +50,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # the mirror apt already uses: deb822 sources (URIs:) or one-line sources
-mirror=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null |
+# (a machine may have either alone: a missing file is no error under pipefail)
+mirror=$({ cat /etc/apt/sources.list.d/*.sources 2>/dev/null || true; } |
          awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}')
 if [ -z "$mirror" ]; then
-  mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+  mirror=$({ cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null || true; } |
            awk '$1 == "deb" && $0 !~ /security/ {for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}')
 fi
 if [ -z "$mirror" ]; then
