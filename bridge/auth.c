@@ -641,7 +641,7 @@ int wb_auth_conf_set(wb_auth_conf_t **acp, const char *key, const char *value, c
     if (strcmp(name, "trusted_proxies") == 0)
         return parse_cidrs(v, ac->proxies, &ac->nproxies, err, errsz);
     return wb_errf(err, errsz, WB_ERR_CONFIG,
-                   "unknown key (the auth.* keys are listed in README.md, Authentication: "
+                   "unknown key (the auth.* keys are listed in deploy/README.md, Authentication: "
                    "auth.header, auth.secret_env, auth.secret_file, auth.url, ...)");
 }
 

@@ -30,7 +30,7 @@ struct builtin {
 /* Piriod disables a webhook when its last 3 calls got the same failing
  * status: its failure answers rotate through four codes, so one bridge never
  * gives it the same one twice in a row, and replicas that each rotate from a
- * random place line up rarely (README, Reliability). */
+ * random place line up rarely (deploy/README.md, "Several replicas"). */
 static const struct builtin builtins[] = {
     {"piriod", "https://api.piriod.com", "/event", NULL, "/object_id", NULL, WB_REQ_SUBJECT,
      WB_TIME_AUTO, 5000, "503,502,504,500"},

@@ -704,7 +704,7 @@ def test_consumer_example(tmp_path):
 
 def test_strimzi_example_cluster_has_the_compose_kafka_settings():
     """The example Kafka resource and docker-compose.yml's nodes carry the same
-    broker settings (the failover ones measured in README, Reliability), and
+    broker settings (the failover ones measured in tests/README.md, "Failover settings, measured"), and
     the same Kafka release; only topic auto-creation differs, on purpose."""
     import yaml
 

@@ -30,7 +30,7 @@ static int is_alnum(unsigned char c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
-/* The type by the rule as README states it; returns its length and sets
+/* The type by the rule as schemas/README.md states it; returns its length and sets
  * *words to the number of runs of [a-z0-9]. */
 static size_t ref_type(const char *provider, const char *event, size_t len, char *out,
                        size_t *words)

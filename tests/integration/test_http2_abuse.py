@@ -312,7 +312,7 @@ def cpu_seconds(pid):
 
 def test_half_open_connections_are_closed_by_h2o_after_about_10_s():
     """What libh2o 2.2.5 does with connections that never finish (measured,
-    README, Notes and limits): an HTTP/1.1 request whose headers never end,
+    deploy/README.md, "HTTP/2 abuse and connection limits"): an HTTP/1.1 request whose headers never end,
     a body that stops half way, an HTTP/2 connection that sends its preface
     and nothing more: each closed by h2o's own timeouts (http1 req_timeout,
     http2 idle_timeout, 10 s each)."""

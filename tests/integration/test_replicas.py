@@ -3,7 +3,7 @@ behind nginx, Kafka down, six Piriod senders, hundreds of failure answers in
 a row. Piriod disables a webhook when its last 3 calls got the same failing
 status. One bridge never repeats a code; round-robin interleaves replicas
 that each rotate from a random place (the runs of 3 are counted and printed,
-not asserted: README, Reliability); provider affinity (nginx `hash $uri
+not asserted: deploy/README.md, "Several replicas"); provider affinity (nginx `hash $uri
 consistent`) sends Piriod to one replica, whose rotation then holds."""
 import http.client
 import json

@@ -2,7 +2,7 @@
 the providers saw through a fault: every answer (provider, status, latency),
 /readyz sampled four times a second, and every 200 receipt read back from
 Kafka at its topic/partition/offset. The fault tests (test_faults.py) assert
-on the counts; the table is for the reader (and README's Reliability section).
+on the counts; the table is for the reader (and tests/README.md, "The fault suite on real Kafka").
 
   Load(bridge_port, admin_port, senders=2)  two senders per provider, each one
       keep-alive connection sending one webhook after another

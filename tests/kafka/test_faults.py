@@ -4,7 +4,7 @@ bridge (sanitizer build) under steady load from six senders, two per provider.
 Each fault: every 200 read back at its offset with the same id (0 lost), no
 200 while fewer than min.insync.replicas brokers are up, /readyz 200 through
 every single-broker fault, Piriod never the same failing status 3 times in a
-row, writes back without a restart. Each prints its table (README, Reliability)."""
+row, writes back without a restart. Each prints its table (tests/README.md, "The fault suite on real Kafka")."""
 import json
 import os
 import pathlib
@@ -17,7 +17,7 @@ import harness
 import kraft
 import nginx
 
-# To measure other settings (README, Reliability): WB_FAULTS_KAFKA='{"broker.
+# To measure other settings (tests/README.md, "The fault suite on real Kafka"): WB_FAULTS_KAFKA='{"broker.
 # session.timeout.ms": "9000"}' adds broker properties, WB_FAULTS_BRIDGE='{
 # "BRIDGE_RDKAFKA_REQUEST_TIMEOUT_MS": "30000"}' bridge environment.
 BRIDGE_ENV = json.loads(os.environ.get("WB_FAULTS_BRIDGE", "{}"))
@@ -370,7 +370,7 @@ def run_behind_nginx(cluster, capsys, balance):
 
 def test_three_replicas_behind_nginx_round_robin(cluster, capsys):
     """Measured, not asserted: each replica rotates from a random place, and a
-    round-robin balancer interleaves them (README, Reliability)."""
+    round-robin balancer interleaves them (tests/README.md, "The fault suite on real Kafka")."""
     run_behind_nginx(cluster, capsys, "round-robin")
 
 
