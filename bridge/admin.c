@@ -8,6 +8,7 @@
  * format, summed over the workers' counters (stats.h).
  * Must not: write to the workers' state. */
 #include "admin.h"
+#include "kafka.h"
 #include "lookup.h"
 #include "server.h"
 #include "log.h"
@@ -96,6 +97,12 @@ static void render_unsafe(void *ctx, const char *topic, int rf, int min_isr)
                   "webhook_bridge_topic_unsafe{topic=\"%s\",replication_factor=\"%d\","
                   "min_insync_replicas=\"%d\"} 1\n",
                   topic, rf, min_isr);
+}
+
+static void render_small(void *ctx, const char *topic, long max_bytes)
+{
+    wb_buf_printf(ctx, "webhook_bridge_topic_too_small{topic=\"%s\",max_message_bytes=\"%ld\"} 1\n",
+                  topic, max_bytes);
 }
 
 static void render(wb_admin_t *a, wb_buf_t *b)
@@ -188,6 +195,18 @@ static void render(wb_admin_t *a, wb_buf_t *b)
         for (unsigned r = 0; r < WB_REFUSED_SLOTS; r++)
             wb_buf_printf(b, "webhook_bridge_refused_total{provider=\"%s\",reason=\"%s\"} %lu\n",
                           cfg->providers[p].name, wb_refused_names[r], SUM(refused[p][r]));
+
+    wb_buf_printf(b,
+                  "# HELP webhook_bridge_record_max_bytes The largest record a body of max_body "
+                  "makes (the producer's message.max.bytes at least).\n"
+                  "# TYPE webhook_bridge_record_max_bytes gauge\n"
+                  "webhook_bridge_record_max_bytes %zu\n"
+                  "# HELP webhook_bridge_topic_too_small Topics written to whose "
+                  "max.message.bytes is under webhook_bridge_record_max_bytes: a body that does "
+                  "not compress under it becomes a dead letter.\n"
+                  "# TYPE webhook_bridge_topic_too_small gauge\n",
+                  wb_kafka_record_max(cfg));
+    wb_topics_small(a->view->topics, render_small, b);
 
     /* topics are few and bounded (topics.c tracks at most 1024) */
     wb_buf_printf(b, "# HELP webhook_bridge_topic_unsafe Topics written to whose replication "

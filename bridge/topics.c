@@ -1,7 +1,7 @@
 /* topics.c - the topic registry (topics.h). A fixed table of the topics the
  * workers asked about, under one mutex; a thread that answers the questions
  * with a client of its own (metadata for existence and replication factor,
- * DescribeConfigs for min.insync.replicas), so that no event loop ever waits
+ * DescribeConfigs for min.insync.replicas and max.message.bytes), so that no event loop ever waits
  * for the network. On a cluster that creates topics on first use
  * (auto.create.topics.enable, read from a broker's configuration), an
  * "unknown topic" answer is the creation under way, never "missing": the
@@ -34,6 +34,9 @@ typedef struct {
     uint64_t asked;   /* monotonic ms of the last question, 0: never */
     int logged;       /* the unsafe warning was written */
     int creating;     /* the last answer: unknown, on a cluster that creates topics */
+    long max_bytes;   /* max.message.bytes, -1: not known */
+    int small;        /* 1: max_bytes under the largest record max_body makes */
+    int small_logged; /* the "too small" warning was written */
 } entry_t;
 
 struct wb_topics {
@@ -83,6 +86,7 @@ wb_topic_state_t wb_topics_state(wb_topics_t *t, const char *topic, int *unsafe)
         *unsafe = e->unsafe;
     } else if (e != NULL && t->n < TOPICS_MAX * 3 / 4 && (e->name = strdup(topic)) != NULL) {
         e->rf = e->min_isr = -1;
+        e->max_bytes = -1;
         t->n++;
         pthread_cond_signal(&t->wake);
     } else {
@@ -98,6 +102,22 @@ int wb_topics_auto_create(wb_topics_t *t)
     int r = t->auto_create;
     pthread_mutex_unlock(&t->lock);
     return r;
+}
+
+unsigned wb_topics_small(wb_topics_t *t, void (*fn)(void *, const char *, long), void *ctx)
+{
+    unsigned n = 0;
+    pthread_mutex_lock(&t->lock);
+    for (unsigned i = 0; i < TOPICS_MAX; i++) {
+        const entry_t *e = &t->table[i];
+        if (e->name != NULL && e->small) {
+            n++;
+            if (fn != NULL)
+                fn(ctx, e->name, e->max_bytes);
+        }
+    }
+    pthread_mutex_unlock(&t->lock);
+    return n;
 }
 
 unsigned wb_topics_unsafe(wb_topics_t *t, void (*fn)(void *, const char *, int, int), void *ctx)
@@ -152,6 +172,35 @@ static void ask_broker(wb_topics_t *t, uint64_t now)
 
 static void publish_min_isr(wb_topics_t *t, const char *name, int min_isr);
 
+/* max.message.bytes of an existing topic, from read_configs: under the
+ * largest record a body of max_body makes, some bodies the door takes can
+ * only be written if they compress enough (the broker checks the compressed
+ * batch); the others become dead letters (record_too_large). Said once. */
+static void publish_max_bytes(wb_topics_t *t, const char *name, long max_bytes)
+{
+    size_t need = wb_kafka_record_max(t->cfg);
+    int warn = 0;
+    pthread_mutex_lock(&t->lock);
+    entry_t *e = slot(t, name);
+    if (e != NULL && e->name != NULL) {
+        e->max_bytes = max_bytes;
+        e->small = max_bytes >= 0 && (size_t)max_bytes < need;
+        warn = e->small && !e->small_logged;
+        e->small_logged |= warn;
+    }
+    pthread_mutex_unlock(&t->lock);
+    if (warn) {
+        wb_log_t l;
+        wb_log_begin(&l, WB_LOG_WARN,
+                     "topic cannot take every body under max_body: a record that does not "
+                     "compress under its max.message.bytes becomes a dead letter");
+        wb_log_cstr(&l, "topic", name);
+        wb_log_int(&l, "max_message_bytes", max_bytes);
+        wb_log_int(&l, "largest_record", (long long)need);
+        wb_log_end(&l);
+    }
+}
+
 /* The answers ask_config's questions got so far.
  * Registry thread only. */
 static void read_configs(wb_topics_t *t)
@@ -176,6 +225,8 @@ static void read_configs(wb_topics_t *t)
                     continue;
                 if (!broker && strcmp(name, "min.insync.replicas") == 0)
                     publish_min_isr(t, rd_kafka_ConfigResource_name(rs[i]), atoi(v));
+                else if (!broker && strcmp(name, "max.message.bytes") == 0)
+                    publish_max_bytes(t, rd_kafka_ConfigResource_name(rs[i]), atol(v));
                 else if (broker && strcmp(name, "auto.create.topics.enable") == 0) {
                     pthread_mutex_lock(&t->lock);
                     t->auto_create = strcmp(v, "true") == 0;

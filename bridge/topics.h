@@ -35,4 +35,9 @@ int wb_topics_auto_create(wb_topics_t *t);
 unsigned wb_topics_unsafe(wb_topics_t *t,
                           void (*fn)(void *ctx, const char *topic, int rf, int min_isr), void *ctx);
 
+/* For /metrics: how many topics' max.message.bytes is under the largest
+ * record a body of max_body makes; calls fn for each (thread-safe). */
+unsigned wb_topics_small(wb_topics_t *t, void (*fn)(void *ctx, const char *topic, long max_bytes),
+                         void *ctx);
+
 #endif
