@@ -403,7 +403,7 @@ static int produce_fallback(wb_worker_t *w, wb_pending_t *pend, const char *key,
 /* Kafka refused the record for good (too large, invalid, a topic the bridge
  * may not write, a policy): the same bytes would be refused on every retry,
  * so the record goes to the dead-letter topic with the reason and is
- * answered as a dead letter, never a failure (README, "Refusals for good").
+ * answered as a dead letter, never a failure (deploy/README.md, "Limits and refusals for good").
  * A too-large one keeps what fits: its data's size, SHA-256 and first
  * WB_REFUSED_KEEP bytes (then none, if that too is refused). A second report
  * comes for pend. WB_OK if the producer took the dead letter. */

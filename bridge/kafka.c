@@ -282,7 +282,7 @@ rd_kafka_conf_t *wb_kafka_conf_new(const wb_config_t *cfg, const char *bootstrap
      * wait at most the longest deadline; ingest.c answers 503 at each
      * provider's own deadline even if the record is still queued. */
     snprintf(timeout, sizeof(timeout), "%u", wb_config_max_deadline(cfg));
-    /* every body the door takes fits the producer (README, "Limits"):
+    /* every body the door takes fits the producer (deploy/README.md, "Limits and refusals for good"):
      * librdkafka's own default, 1,000,000, is under max_body's 1 MiB */
     size_t need = wb_kafka_record_max(cfg);
     snprintf(msgmax, sizeof(msgmax), "%zu", need > 1000000 ? need : 1000000);
@@ -295,7 +295,8 @@ rd_kafka_conf_t *wb_kafka_conf_new(const wb_config_t *cfg, const char *bootstrap
         {"message.max.bytes", msgmax},
         /* record batches compressed with zstd: what fits the brokers' limit
          * (checked on the compressed batch) and costs the least on the wire
-         * (README, "Limits"; tests/bench prints the comparison) */
+         * (deploy/README.md, "Limits and refusals for good";
+         * tests/bench prints the comparison) */
         {"compression.type", WB_KAFKA_COMPRESSION},
         /* a topic the cluster says does not exist fails its records at once
          * (_UNKNOWN_TOPIC, then ingest.c's fallback) instead of at

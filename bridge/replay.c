@@ -193,7 +193,8 @@ static void usage(FILE *f, int list)
                "  -c, --config FILE      the bridge's configuration (also BRIDGE_CONFIG); the\n"
                "                         environment overrides it as for the bridge\n"
                "      --provider NAME    only this provider's dead letters\n"
-               "      --reason TEXT      reason code (invalid_shape, unknown_topic) or text\n"
+               "      --reason TEXT      reason code (invalid_shape, unknown_topic, or a refusal:\n"
+               "                         record_too_large, topic_authorization_failed, ...) or text\n"
                "      --since TIME       received at or after TIME (RFC 3339, or a date)\n"
                "      --until TIME       received before TIME\n"
                "      --from-offset N    from offset N of each partition (else: where the\n"
@@ -317,7 +318,13 @@ static rd_kafka_t *consumer_new(const replay_t *rp, char *err, size_t errsz)
                             {"auto.offset.reset", "earliest"},
                             {"enable.partition.eof", "true"},
                             {"isolation.level", "read_committed"},
-                            {"allow.auto.create.topics", "false"},
+                            /* the routed topic's existence is asked with this
+                             * client: as the bridge's producers do, a real run
+                             * lets a cluster that creates topics on first use
+                             * create it (librdkafka >= 2.x and its mock honour
+                             * the flag; Debian's 2.0.2 mock created it anyway);
+                             * a dry run creates nothing */
+                            {"allow.auto.create.topics", rp->o.dry_run ? "false" : "true"},
                             /* errors only: [librdkafka]'s producer settings
                              * would each warn that a consumer ignores them */
                             {"log_level", "3"}};
@@ -623,6 +630,11 @@ static int one(replay_t *rp, const rd_kafka_message_t *m, slot_t *slot)
     if (received_ms < 0)
         return failing(rp, "dead letter without receivedat"), 0;
     wb_json_val_t data = wb_json_get(&rp->dl_js, "/data");
+    /* a record too large for Kafka was kept as its size, digest and head
+     * (ingest.c, produce_refused): the body is not here to replay */
+    if (strncmp(reason, "record_too_large", 16) == 0 &&
+        wb_json_get(&rp->dl_js, "/data/sha256").kind == WB_JSON_STRING)
+        return failing(rp, "record_too_large: only its size, digest and head were kept"), 0;
     const char *body;
     size_t body_len;
     wb_buf_reset(&rp->body);
