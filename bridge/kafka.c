@@ -49,7 +49,8 @@ struct wb_kafka_mock {
  * success (DUPLICATE_SEQUENCE_NUMBER: "an earlier attempt was written"; the
  * answer carries no offset): seen once on real Kafka after a leader was
  * SIGKILLed (offset -1001, the record was in Kafka), and on the mock cluster
- * with that error injected (offset -1, the record was not written). No
+ * with that error injected (offset -1, the record was not written); still
+ * so in librdkafka 2.14.2 (tests/integration/test_kafka_failures.py). No
  * receipt without an offset: it becomes WB_KAFKA_ERR_NO_OFFSET, a failure
  * (the provider retries; consumers deduplicate) or, for a spooling
  * provider, a record for the spool. */
@@ -629,8 +630,9 @@ wb_kafka_mock_t *wb_kafka_mock_start(unsigned n, char *bootstrap, size_t bootstr
     return m;
 }
 
-/* librdkafka 2.0.2 sets TCP_NODELAY only on the sockets it connects, not on
- * those its mock brokers accept: a response sent while an earlier one is
+/* librdkafka (2.0.2, and 2.14.2 still: rdkafka_mock.c sets no TCP_NODELAY)
+ * sets TCP_NODELAY only on the sockets it connects, not on those its mock
+ * brokers accept: a response sent while an earlier one is
  * still unacknowledged then waits for the client's delayed ACK (40 ms on
  * Linux), which showed as a 40 ms p99 under load. Kafka's own brokers set
  * TCP_NODELAY on every connection. Linux copies the option from a listener
