@@ -11,10 +11,13 @@ test=(libcmocka-dev python3 python3-pytest python3-requests python3-jsonschema
       python3-confluent-kafka kcat nghttp2-client wrk clang libclang-rt-14-dev valgrind
       curl procps python3-h2 python3-yaml prometheus openjdk-17-jre-headless
       openjdk-17-jdk-headless maven python3-venv nginx)
+# the Docker tests (tests/deploy/test_docker_*.py): Debian's engine, and
+# debootstrap for the base image (deploy/docker/base-image.sh)
+docker_pkgs=(docker.io debootstrap)
 
 want=("${build[@]}")
 if [ "${1:-}" = "--test" ]; then
-  want+=("${test[@]}")
+  want+=("${test[@]}" "${docker_pkgs[@]}")
   # the machine's own Node.js is used when there is one (Debian's is older)
   command -v npm >/dev/null 2>&1 || want+=(nodejs npm)
 fi
@@ -107,6 +110,31 @@ EOF
       touch "$kdir/libs.complete"
     else
       echo "install-deps: no Kafka jars (needs mvn and Maven Central): the real-Kafka tests skip, or fail under CI" >&2
+    fi
+  fi
+  # ---- Docker: `docker compose` (Compose v2 line) as a CLI plugin ----------
+  # Built once from the Go module proxy at a pinned version (its go.mod has
+  # exclude directives, so `go install ...@v` refuses it: download the module,
+  # build inside it), with its version stamped; Debian's docker-compose 1.29
+  # only when that cannot be built. The engine (docker.io) is above; the
+  # tests start dockerd when none answers and build the images they need
+  # (deploy/docker/base-image.sh, deploy/docker/kafka-image.sh).
+  compose_version=v5.6.0
+  plugin="$HOME/.docker/cli-plugins/docker-compose"
+  if ! "$plugin" version 2>/dev/null | grep -q "version $compose_version\$"; then
+    built=""
+    if command -v go >/dev/null 2>&1; then
+      echo "install-deps: building docker compose $compose_version (Go module proxy)"
+      dir=$(go mod download -json "github.com/docker/compose/v5@$compose_version" |
+            python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])') &&
+      mkdir -p "$HOME/.docker/cli-plugins" &&
+      (cd "$dir" && GOFLAGS=-mod=mod go build -trimpath -o "$plugin.tmp" \
+         -ldflags "-s -w -X github.com/docker/compose/v5/internal.Version=$compose_version" ./cmd) &&
+      mv "$plugin.tmp" "$plugin" && built=yes
+    fi
+    if [ -z "$built" ] && ! docker compose version >/dev/null 2>&1; then
+      echo "install-deps: no Compose v2 built: Debian's docker-compose 1.29 instead" >&2
+      DEBIAN_FRONTEND=noninteractive ${sudo:-} apt-get install -y -qq --no-install-recommends docker-compose
     fi
   fi
 fi

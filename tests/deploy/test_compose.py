@@ -160,7 +160,7 @@ def test_kafka_cluster(compose):
         assert len(ext) == 1
         host, port = adv[ext[0]]
         assert host == "localhost" and lst[ext[0]][1] == port
-        assert svc["ports"] == [f"{port}:{port}"]
+        assert svc["ports"] == [f"127.0.0.1:{port}:{port}"]  # published on loopback only
         host_ports.add(port)
         # durability: RF 3, two in sync, never an unclean leader
         assert props["default.replication.factor"] == "3"
@@ -242,7 +242,7 @@ def test_bridge_service(compose, bridge_ini):
     assert svc["build"]["context"] == "."
     assert svc["build"]["target"] in [s[0] for s in stages]
     assert svc["depends_on"] == {"kafka-init": {"condition": "service_completed_successfully"}}
-    assert sorted(svc["ports"]) == ["8080:8080", "9090:9090"]
+    assert sorted(svc["ports"]) == ["127.0.0.1:8080:8080", "127.0.0.1:9090:9090"]
     env = env_dict(svc["environment"])
     assert env["BRIDGE_KAFKA_BROKERS"] == ",".join(f"{b}:9092" for b in BROKERS)
     # hardening: read-only root, no capabilities, the image's numeric user

@@ -1,27 +1,20 @@
-"""deploy/Dockerfile and .dockerignore, checked without a Docker engine.
-
-- the stages and what each carries (runtime: libraries and one binary, a
-  numeric non-root user, the ports);
-- the build stage runs the README's build (deploy/run-local.sh's cmake lines)
-  with install-deps.sh's build packages;
-- the runtime packages provide every shared library the binaries name
-  (readelf, ldd, dpkg and apt-cache depends on this Debian 12 machine);
-- the build context that .dockerignore and the COPY lines leave is enough
-  to configure the project, with the Dockerfile's own cmake command."""
+"""deploy/Dockerfile and .dockerignore: the fast checks that need no Docker
+engine (the stages and what each carries, apt hygiene, a numeric non-root
+user, the build packages are install-deps.sh's, every package name exists in
+Debian 12). That the image builds from its context, that its runtime stage
+holds every library the binaries load and that it runs hardened is proven by
+building and running it: tests/deploy/test_docker_image.py."""
 import json
-import os
 import pathlib
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from helpers import (SOURCE_DIR, dockerignore_included, env_path, load_compose, parse_dockerfile,  # noqa: E402
-                     parse_ini, read_dockerignore, run)
+from helpers import SOURCE_DIR, load_compose, parse_dockerfile, parse_ini, run  # noqa: E402
 
 DOCKERFILE = SOURCE_DIR / "deploy" / "Dockerfile"
 BASES = ("debian:12-slim", "debian:bookworm-slim")
@@ -173,45 +166,6 @@ def test_spool_directory_owned_by_the_user(dockerfile):
     assert svc["user"] == user
 
 
-def cmake_lines(text, top_var=None):
-    """The cmake commands of a shell text, continuation lines joined, the
-    repository root written as '.', -j's argument dropped."""
-    text = re.sub(r"\\\n\s*", " ", text)
-    out = []
-    for part in re.split(r"&&|\n|;", text):
-        words = part.strip().split()
-        if not words or words[0] != "cmake":
-            continue
-        line = " ".join(words)
-        if top_var:
-            line = line.replace(f'"${top_var}"/', "").replace(f'"${top_var}/', "")
-            line = re.sub(rf'"?\${top_var}"?', ".", line)
-            line = line.replace('"', "")
-        line = re.sub(r"-j\S*", "-j", line)
-        out.append(line)
-    return out
-
-
-def test_build_commands_are_the_readmes(dockerfile):
-    """The build stage runs the commands the README's build runs: those of
-    deploy/run-local.sh (the README's first command), plus the install."""
-    stages, _, _ = dockerfile
-    docker = [l for cmd in instrs(stages["build"], "RUN") for l in cmake_lines(cmd)]
-    script = SOURCE_DIR / "deploy" / "run-local.sh"
-    if not script.is_file():
-        pytest.skip("deploy/run-local.sh not written yet")
-    readme = SOURCE_DIR / "README.md"
-    if readme.is_file():
-        assert "deploy/run-local.sh" in readme.read_text(), "README no longer builds with run-local.sh"
-    m = re.search(r'^(\w+)=\$\(cd "\$\(dirname "\$0"\)/\.\." && pwd\)', script.read_text(), re.M)
-    local = cmake_lines(script.read_text(), top_var=m.group(1) if m else None)
-    assert local, "no cmake line in deploy/run-local.sh"
-    assert docker[:len(local)] == local, f"Dockerfile {docker} != run-local.sh {local}"
-    rest = docker[len(local):]
-    builddir = local[0].split("-B ")[1].split()[0]
-    assert rest == [f"cmake --install {builddir} --prefix /usr/local"], rest
-
-
 def test_build_packages_are_install_deps(dockerfile):
     stages, _, _ = dockerfile
     script = SOURCE_DIR / "deploy" / "install-deps.sh"
@@ -222,132 +176,9 @@ def test_build_packages_are_install_deps(dockerfile):
     assert sorted(apt_packages(stages["build"])) == sorted(m.group(1).split())
 
 
-# ---- runtime libraries ----------------------------------------------------------------
-
-def binaries():
-    out = []
-    bridge = env_path("WB_BRIDGE")
-    if bridge:
-        out.append(bridge)
-    build = os.environ.get("WB_BUILD_DIR")
-    if build and (pathlib.Path(build) / "deploy/consumer/webhook-consumer").is_file():
-        out.append(pathlib.Path(build) / "deploy/consumer/webhook-consumer")
-    return out
-
-
-def owning_package(lib):
-    real = os.path.realpath(lib)
-    candidates = {lib, real}
-    for p in list(candidates):
-        if p.startswith("/usr/"):
-            candidates.add(p[4:])
-        else:
-            candidates.add("/usr" + p)
-    for c in candidates:
-        res = run(["dpkg", "-S", c])
-        if res.returncode == 0:
-            return res.stdout.split(":")[0].strip()
-    return None
-
-
-def dependency_closure(packages):
-    res = run(["apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests",
-               "--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances", *packages])
-    assert res.returncode == 0, res.stderr
-    closure = set()
-    for line in res.stdout.splitlines():
-        if not line.startswith(" "):
-            closure.add(line.strip().split(":")[0])
-    return closure
-
-
-def test_runtime_packages_provide_every_library(dockerfile):
-    if shutil.which("dpkg") is None or shutil.which("apt-cache") is None:
-        pytest.skip("not a Debian machine")
-    bins = binaries()
-    if not bins:
-        pytest.skip("WB_BRIDGE / WB_BUILD_DIR not set: no binary to inspect")
-    stages, _, _ = dockerfile
-    runtime = apt_packages(stages["runtime"])
-    closure = dependency_closure(runtime) | IN_BASE_IMAGE
-    for binary in bins:
-        # the libraries the binary itself names (NEEDED); what those load in
-        # turn, Debian's package dependencies bring
-        res = run(["readelf", "-d", str(binary)])
-        assert res.returncode == 0, res.stderr
-        needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", res.stdout)
-        assert needed
-        res = run(["ldd", str(binary)])
-        assert res.returncode == 0, res.stderr
-        paths = dict(re.findall(r"^\s*(\S+) => (\S+)", res.stdout, re.M))
-        for soname in needed:
-            if re.match(r"lib(asan|ubsan|lsan|tsan)\.so", soname):
-                continue  # the sanitizer build's runtime, not in a Release binary
-            assert soname in paths, f"{binary.name}: {soname} not found by ldd"
-            pkg = owning_package(paths[soname])
-            assert pkg, f"{binary.name}: {paths[soname]} belongs to no package"
-            assert pkg in closure, (f"{binary.name} loads {soname} from {pkg}, which the "
-                                    f"runtime stage ({' '.join(runtime)}) does not install")
-
-
-# ---- the build context --------------------------------------------------------------
-
-def tracked_files():
-    if not (SOURCE_DIR / ".git").exists() or shutil.which("git") is None:
-        pytest.skip("not a git checkout")
-    res = run(["git", "-C", str(SOURCE_DIR), "ls-files", "--cached", "--others",
-               "--exclude-standard"])
-    assert res.returncode == 0, res.stderr
-    return [f for f in res.stdout.splitlines() if (SOURCE_DIR / f).is_file()]
-
-
-def test_build_context(dockerfile, tmp_path):
-    """Copy what the Docker build would see (.dockerignore, then the build
-    stage's COPY lines) and run the build stage's configure command on it."""
-    if shutil.which("cmake") is None:
-        pytest.skip("cmake not installed")
-    stages, _, _ = dockerfile
-    patterns = read_dockerignore()
-    context = [f for f in tracked_files() if dockerignore_included(patterns, f)]
-    # nothing big or private goes to the daemon
-    for f in context:
-        assert not re.match(r"(tests|\.git|build)/", f), f
-    ctx = tmp_path / "src"
-    copied = 0
-    for args in instrs(stages["build"], "COPY"):
-        *srcs, dest = args.split()
-        for src in srcs:
-            src = src.rstrip("/")
-            hits = [f for f in context if f == src or f.startswith(src + "/")]
-            assert hits, f"COPY {src}: nothing of it is in the build context"
-            for f in hits:
-                target = ctx / f
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(SOURCE_DIR / f, target)
-                copied += 1
-    assert copied
-    # every file the bridge stage copies from the context is in it too
-    for args in instrs(stages["bridge"], "COPY"):
-        if not args.startswith("--from="):
-            assert args.split()[0] in context, args
-    # local includes resolve inside the copied tree
-    for c in ctx.rglob("*.c"):
-        for inc in re.findall(r'#include "([^"]+)"', c.read_text(errors="replace")):
-            assert (c.parent / inc).exists() or (ctx / "bridge" / inc).exists(), f"{c}: {inc}"
-    configure = next(l for cmd in instrs(stages["build"], "RUN") for l in cmake_lines(cmd)
-                     if l.startswith("cmake -S"))
-    res = run(configure.split(), cwd=ctx, timeout=120)
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert (ctx / "build/release/Makefile").is_file() or (ctx / "build/release/build.ninja").is_file()
-    # and the consumer is part of that build
-    assert (ctx / "build/release/deploy/consumer").is_dir()
-
-
 # ---- the checks above catch a broken Dockerfile --------------------------------------
 
 BROKEN = [
-    ("missing runtime library", "libssl3 libinih1", "libssl3", test_runtime_packages_provide_every_library),
-    ("other cmake options", "-DWB_TESTS=OFF", "-DWB_TESTS=ON", test_build_commands_are_the_readmes),
     ("root user", "USER 10001:10001\n\n# ---- the example", "USER root\n\n# ---- the example",
      test_non_root_numeric_user),
     ("headers in the runtime image", "libssl3 libinih1", "libssl-dev libinih1",

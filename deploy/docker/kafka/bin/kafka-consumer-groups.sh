@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# kafka-consumer-groups.sh - Kafka's tool of that name
+exec "$(dirname "$0")/kafka-run-class.sh" org.apache.kafka.tools.consumer.group.ConsumerGroupCommand "$@"
