@@ -288,15 +288,21 @@ def test_out_of_descriptors_is_a_failure_and_the_bridge_goes_on(standin, api):
         pid = b.proc.pid
         time.sleep(2.5)  # the API's idle connection leaves the pool (2 s): a new one is needed
         soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
-        # the limit bounds descriptor numbers: the lowest free one is the limit
-        fds = {int(f) for f in os.listdir(f"/proc/{pid}/fd")}
-        lowest = min(set(range(len(fds) + 1)) - fds)
-        resource.prlimit(pid, resource.RLIMIT_NOFILE, (lowest, hard))
+
+        def starve():
+            """The limit bounds descriptor numbers: the lowest free one is the
+            limit. Set again before each request: librdkafka's threads may
+            close a connection (and free a lower number) at any time."""
+            fds = {int(f) for f in os.listdir(f"/proc/{pid}/fd")}
+            resource.prlimit(pid, resource.RLIMIT_NOFILE,
+                             (min(set(range(len(fds) + 1)) - fds), hard))
+
         try:
             before = snapshot(standin)
             calls = api.count()
             for i in range(3):
                 api.event(f"evt_fd_{i}")
+                starve()
                 failed(post(b, hook(f"evt_fd_{i}")))
             assert api.count() == calls  # never reached the API
             assert snapshot(standin) == before

@@ -40,6 +40,8 @@ EXPECTED_ALERTS = {
     "WebhookBridgeFailureAnswers",
     "WebhookBridgeDeadLettersRising", "WebhookBridgeTopicMissing",
     "WebhookBridgeSpoolAgeing", "WebhookBridgeAuthLookupsNotConfirming",
+    "WebhookBridgeKafkaAuthenticationFailing", "WebhookBridgeTopicTooSmall",
+    "WebhookBridgeRefusedForGood",
 }
 SEVERITIES = {"critical", "warning", "info"}
 
