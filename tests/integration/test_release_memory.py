@@ -84,7 +84,14 @@ def test_valgrind_clean_across_success_errors_and_clients_gone(tmp_path):
                                 start_timeout=120, threads=2, env=api.env)
         try:
             bridge.wait_ready(timeout=60)
-            assert bridge.post("piriod", PIRIOD).status_code == 200
+            # the first record waits for the producer id and its topic, 30x
+            # slower under valgrind: on a busy machine past Piriod's 5 s
+            # deadline (a failure answer, retried as Piriod would)
+            statuses = [bridge.post("piriod", PIRIOD).status_code for _ in range(1)]
+            while statuses[-1] != 200 and len(statuses) < 5:
+                assert statuses[-1] in harness.FAILURE_STATUSES, statuses
+                statuses.append(bridge.post("piriod", PIRIOD).status_code)
+            assert statuses[-1] == 200, statuses
             assert bridge.post("piriod", "{nope").status_code == 400
             assert bridge.post("bonifiq", [1, 2]).json()["deadletter"] is True
             kafka.cmd("rtt all 1500")
