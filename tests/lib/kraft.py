@@ -41,6 +41,11 @@ so a node restarts on its own ports and clusters in one session never collide.
     settings_not_taken() -> [str]  server.properties lines Kafka did not take
     local(service, host, port) -> "127.0.0.1:N"  compose's host:port seen from service
     stop()  every node killed (paused ones too), proxies closed; also on `with` exit
+  SecureCluster(users=None, overrides=None, heap="-Xmx384m", keep=False)
+      one node (not compose's) whose client listeners are SASL_SSL SCRAM-SHA-512/256,
+      SASL_SSL PLAIN, SSL with client certificates and one with a wrong-host
+      certificate, TLS made by openssl (tlsca.py), StandardAuthorizer; see its
+      docstring (tests/secured/)
 """
 import concurrent.futures
 import os
@@ -461,3 +466,270 @@ def _state(pid):
     """The process state letter from /proc (R, S, T...)."""
     with open(f"/proc/{pid}/stat") as f:
         return f.read().rsplit(")", 1)[1].split()[0]
+
+
+# ---- a secured node ---------------------------------------------------------------
+
+SCRAM_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
+# name -> security protocol of the client listeners of a SecureCluster
+SECURE_LISTENERS = {"SCRAM": "SASL_SSL", "PLAIN": "SASL_SSL", "MTLS": "SSL",
+                    "WRONGHOST": "SASL_SSL"}
+SUPER_USER = "User:ANONYMOUS"  # the INTERNAL and CONTROLLER listeners' principal (PLAINTEXT)
+
+
+class SecureCluster:
+    """One Kafka node (broker and controller) whose client listeners are
+    secured, with TLS made by openssl (tlsca.py) and an authorizer:
+
+      SCRAM      SASL_SSL, SCRAM-SHA-512 and SCRAM-SHA-256 (users created at
+                 format time: StorageTool format --add-scram)
+      PLAIN      SASL_SSL, PLAIN (users in the listener's JAAS configuration)
+      MTLS       SSL, client certificates required; principal = the CN
+      WRONGHOST  SASL_SSL SCRAM, but its certificate names wrong.example only
+      INTERNAL   PLAINTEXT on 127.0.0.1, the inter-broker listener, whose
+                 principal (ANONYMOUS) is the super user: what the tests
+                 themselves use to create topics, read records back and set ACLs
+
+    StandardAuthorizer: a principal may do only what an ACL allows (acl()).
+
+      SecureCluster(users={"bridge": "pw"}, overrides=None, heap="-Xmx384m", keep=False)
+        users      every user gets SCRAM-SHA-512 and SCRAM-SHA-256 credentials and a
+                   PLAIN password, all the same password
+        overrides  {server property: value}
+      .ca          tlsca.CA: the cluster CA (its .cert is what clients trust)
+      .other_ca    a CA that signed nothing the broker has (untrusted)
+      .client_cert(cn, expired=False) -> tlsca.Issued  a client certificate
+      .address(listener) -> "127.0.0.1:N"; .bootstrap: INTERNAL's (super user)
+      .client_config(mechanism, user=None, password=None, ca=None, cert=None) -> {}
+          librdkafka properties for SCRAM-SHA-512|SCRAM-SHA-256|PLAIN|MTLS|WRONGHOST
+      start(); wait_ready(timeout=90) -> s; create_topics(names, partitions=3,
+          configs=None); acl(principal, operations, topic=None, group=None,
+          prefixed=False, deny=False, cluster=False); server_log(); stop()
+    """
+
+    def __init__(self, users=None, overrides=None, heap="-Xmx384m", keep=False):
+        import tlsca
+
+        libs, complete = kafka_libs()
+        if not complete:
+            raise RuntimeError(f"no Kafka jars in {libs}: run deploy/install-deps.sh --test")
+        self.libs, self.keep, self.heap = libs, keep, heap
+        self.users = dict(users or {})
+        self.work = pathlib.Path(tempfile.mkdtemp(prefix="wb-kraft-secure-"))
+        self.proc = None
+        self._ports = {}
+        try:
+            # reserved while the node lives (Java listens on them all the same)
+            for name in ("CONTROLLER", "INTERNAL", *SECURE_LISTENERS):
+                self._ports[name] = reserve_port()
+            self._port = {n: s.getsockname()[1] for n, s in self._ports.items()}
+            tls = self.work / "tls"
+            self.ca = tlsca.CA(tls, "cluster-ca")
+            self.other_ca = tlsca.CA(tls / "other", "untrusted-ca")
+            self._server = self.ca.issue("broker", "localhost", ["127.0.0.1", "localhost"])
+            self._wrong = self.ca.issue("broker-wrong-host", "wrong.example", ["wrong.example"])
+            self._overrides = {k: str(v) for k, v in (overrides or {}).items()}
+        except BaseException:
+            self.stop()
+            raise
+        self.bootstrap = self.address("INTERNAL")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def address(self, listener):
+        return f"127.0.0.1:{self._port[listener]}"
+
+    def client_cert(self, cn, expired=False):
+        return self.ca.issue(f"client-{cn}{'-expired' if expired else ''}", cn, client=True,
+                             expired=expired)
+
+    def client_config(self, mechanism, user=None, password=None, ca=None, cert=None):
+        """librdkafka properties to reach listener of mechanism as user (with
+        its password unless another is given), trusting ca (default the
+        cluster's), presenting cert (MTLS: a certificate for user)."""
+        conf = {"ssl.ca.location": str(ca or self.ca.cert)}
+        if mechanism == "MTLS":
+            cert = cert or self.client_cert(user or "bridge")
+            conf.update({"bootstrap.servers": self.address("MTLS"), "security.protocol": "SSL",
+                         "ssl.certificate.location": str(cert.cert),
+                         "ssl.key.location": str(cert.key)})
+            return conf
+        listener = {"PLAIN": "PLAIN", "WRONGHOST": "WRONGHOST"}.get(mechanism, "SCRAM")
+        user = user or "bridge"
+        conf.update({"bootstrap.servers": self.address(listener), "security.protocol": "SASL_SSL",
+                     "sasl.mechanisms": "SCRAM-SHA-512" if mechanism == "WRONGHOST" else mechanism,
+                     "sasl.username": user,
+                     "sasl.password": self.users.get(user, "") if password is None else password})
+        return conf
+
+    def properties(self):
+        port = self._port
+        scram_jaas = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        plain_users = " ".join(f'user_{u}="{p}"' for u, p in self.users.items())
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{port['CONTROLLER']}",
+            "controller.listener.names": "CONTROLLER",
+            "listeners": ",".join(f"{n}://127.0.0.1:{p}" for n, p in port.items()),
+            "advertised.listeners": ",".join(f"{n}://127.0.0.1:{p}" for n, p in port.items()
+                                             if n != "CONTROLLER"),
+            "listener.security.protocol.map": ",".join(
+                [f"{n}:{p}" for n, p in SECURE_LISTENERS.items()]
+                + ["CONTROLLER:PLAINTEXT", "INTERNAL:PLAINTEXT"]),
+            "inter.broker.listener.name": "INTERNAL",
+            "log.dirs": str(self.work / "data"),
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(self._server.bundle),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(self.ca.cert),
+            "listener.name.wronghost.ssl.keystore.location": str(self._wrong.bundle),
+            "listener.name.mtls.ssl.client.auth": "required",
+            "ssl.principal.mapping.rules": "RULE:^CN=([^,]+)$/$1/,DEFAULT",
+            "listener.name.scram.sasl.enabled.mechanisms": ",".join(SCRAM_MECHANISMS),
+            "listener.name.scram.scram-sha-512.sasl.jaas.config": scram_jaas,
+            "listener.name.scram.scram-sha-256.sasl.jaas.config": scram_jaas,
+            "listener.name.wronghost.sasl.enabled.mechanisms": "SCRAM-SHA-512",
+            "listener.name.wronghost.scram-sha-512.sasl.jaas.config": scram_jaas,
+            "listener.name.plain.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.plain.plain.sasl.jaas.config":
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};",
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": SUPER_USER,
+            "auto.create.topics.enable": "false",
+            "num.partitions": "3",
+            "default.replication.factor": "1",
+            "min.insync.replicas": "1",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "3",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+        }
+        props.update(self._overrides)
+        return props
+
+    def start(self):
+        """Writes server.properties, formats the storage (SCRAM users added)
+        and starts the node."""
+        import base64
+        import uuid
+
+        props = self.work / "server.properties"
+        props.write_text("".join(f"{k}={v}\n" for k, v in self.properties().items()))
+        (self.work / "log4j2.properties").write_text(LOG4J)
+        (self.work / "log4j2-tools.properties").write_text(LOG4J.replace("INFO", "WARN"))
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        scram = [a for u, p in self.users.items() for m in SCRAM_MECHANISMS
+                 for a in ("--add-scram", f"{m}=[name={u},password={p}]")]
+        res = subprocess.run(["java", *TOOL_JVM,
+                              f"-Dlog4j2.configurationFile={self.work}/log4j2-tools.properties",
+                              "-cp", f"{self.libs}/*", "kafka.tools.StorageTool", "format",
+                              f"--cluster-id={cluster_id}", "-c", str(props), *scram],
+                             capture_output=True, text=True, timeout=120)
+        if res.returncode != 0:
+            raise AssertionError(f"StorageTool format failed:\n{res.stdout}{res.stderr}")
+        with open(self.work / "server.log", "a") as log:
+            argv = [*DEATHSIG, "java", *self.heap.split(), "-XX:+UseSerialGC",
+                    f"-Dlog4j2.configurationFile={self.work}/log4j2.properties",
+                    "-cp", f"{self.libs}/*", "kafka.Kafka", str(props)]
+            self.proc = _spawner.submit(subprocess.Popen, argv, stdin=subprocess.DEVNULL,
+                                        stdout=log, stderr=subprocess.STDOUT).result()
+
+    def server_log(self):
+        path = self.work / "server.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def _admin(self):
+        return AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+
+    def _poll(self, what, check, timeout):
+        t = time.monotonic()
+        last = None
+        while True:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"the node exited {self.proc.returncode}:\n"
+                                     f"{self.server_log()[-4000:]}")
+            try:
+                if check(self._admin().list_topics(timeout=5)):
+                    return time.monotonic() - t
+            except KafkaException as e:
+                last = e
+            if time.monotonic() - t > timeout:
+                raise AssertionError(f"{what} not within {timeout} s (last: {last})")
+            time.sleep(0.1)
+
+    def wait_ready(self, timeout=90):
+        """Seconds until the broker is registered and every listener accepts."""
+        import socket
+
+        t = time.monotonic()
+        self._poll("the broker registered", lambda md: 1 in md.brokers, timeout)
+        for name in SECURE_LISTENERS:
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", self._port[name]), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() - t > timeout:
+                        raise AssertionError(f"listener {name} never accepted")
+                    time.sleep(0.1)
+        return time.monotonic() - t
+
+    def create_topics(self, names, partitions=3, configs=None, timeout=60):
+        admin = self._admin()  # alive until every future is done
+        futures = admin.create_topics(
+            [NewTopic(n, partitions, 1, config=dict(configs or {})) for n in names],
+            operation_timeout=timeout)
+        for f in futures.values():
+            try:
+                f.result(timeout)
+            except KafkaException as e:
+                if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise
+        self._poll(f"leaders for {names}", lambda md: all(
+            n in md.topics and md.topics[n].error is None
+            and all(p.leader >= 0 for p in md.topics[n].partitions.values()) for n in names),
+            timeout)
+
+    def acl(self, principal, operations, topic=None, group=None, prefixed=False, deny=False,
+            cluster=False):
+        """Adds ALLOW (or DENY) ACLs for principal ("User:bridge"): operations
+        (Write, Read, Describe, DescribeConfigs, All...) on the topic, group
+        (names, or prefixes with prefixed) or cluster; Kafka's own AclCommand
+        through the INTERNAL listener."""
+        args = ["--bootstrap-server", self.bootstrap, "--add", "--force",
+                "--deny-principal" if deny else "--allow-principal", principal]
+        for op in operations:
+            args += ["--operation", op]
+        for t in ([topic] if isinstance(topic, str) else topic or []):
+            args += ["--topic", t]
+        for g in ([group] if isinstance(group, str) else group or []):
+            args += ["--group", g]
+        if cluster:
+            args.append("--cluster")
+        if prefixed:
+            args += ["--resource-pattern-type", "prefixed"]
+        res = subprocess.run(["java", *TOOL_JVM, "-cp", f"{self.libs}/*",
+                              f"-Dlog4j2.configurationFile={self.work}/log4j2-tools.properties",
+                              "org.apache.kafka.tools.AclCommand", *args],
+                             capture_output=True, text=True, timeout=120)
+        if res.returncode != 0:
+            raise AssertionError(f"AclCommand {args} failed:\n{res.stdout}{res.stderr}")
+        return res.stdout
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+        if self.proc is not None:
+            self.proc.wait()
+        for s in self._ports.values():
+            s.close()
+        if not self.keep:
+            shutil.rmtree(self.work, ignore_errors=True)
