@@ -634,7 +634,8 @@ def kafkatopic_errors(obj):
 
 @pytest.fixture(scope="module")
 def topics():
-    return build(K8S / "strimzi")
+    # the KafkaUser beside them: tests/deploy/test_k8s_scram.py
+    return [d for d in build(K8S / "strimzi") if d["kind"] == "KafkaTopic"]
 
 
 def test_strimzi_topics(topics, objs):

@@ -11,8 +11,10 @@ file, the password in the environment (BRIDGE_RDKAFKA_SASL_PASSWORD).
   PASSWORD    the bridge user's password (asserted absent from every output)
 
 ACLs of User:bridge (the principal of every mechanism: the SCRAM/PLAIN user,
-or the CN of its client certificate):
-  ALLOW Write, Describe, DescribeConfigs, Read on topics prefixed "webhooks."
+or the CN of its client certificate), those of deploy/k8s/strimzi/kafka-user.yaml
+(there the dead-letter topic is one literal name; here each test has its own):
+  ALLOW Write, Describe, DescribeConfigs on topics prefixed "webhooks."
+  ALLOW Read on topics prefixed "webhooks.deadletter" (replay, deadletters)
   DENY  Write on topics prefixed "webhooks.shoperti.locked"   (LOCKED)
   DENY  All on topics prefixed "webhooks.shoperti.hidden"     (HIDDEN)
   ALLOW Read on groups prefixed "webhook-bridge-replay" (replay, deadletters)
@@ -42,8 +44,9 @@ def start_cluster(extra_topics=()):
         c.start()
         c.wait_ready()
         c.create_topics([*TOPICS, LOCKED, HIDDEN, *extra_topics])
-        acls = [dict(operations=["Write", "Describe", "DescribeConfigs", "Read"],
-                     topic="webhooks.", prefixed=True),
+        acls = [dict(operations=["Write", "Describe", "DescribeConfigs"], topic="webhooks.",
+                     prefixed=True),
+                dict(operations=["Read"], topic="webhooks.deadletter", prefixed=True),
                 dict(operations=["Write"], topic="webhooks.shoperti.locked", prefixed=True,
                      deny=True),
                 dict(operations=["All"], topic="webhooks.shoperti.hidden", prefixed=True,
