@@ -270,7 +270,7 @@ def _instant(text):
 # ------------------------------------------------------------------- checks
 
 def check_example(command, bootstrap, writes, name, extra=(), sigterm_status=0,
-                  refresh_args=None):
+                  refresh_args=None, brokers=None, env=None):
     """Everything one example must do, on records the bridge wrote:
     - run 1 (group <name>-<nonce>, the default pattern ^webhooks\\..*): every record of
       the three providers printed as an event with the attributes, key, time
@@ -285,10 +285,13 @@ def check_example(command, bootstrap, writes, name, extra=(), sigterm_status=0,
       short metadata refresh): subscribed to a pattern no topic matches yet,
       it reads the record the bridge then writes to a new topic.
     sigterm_status: the exit status after SIGTERM (the JVM's is 143 even when
-    its shutdown hook finished cleanly)."""
+    its shutdown hook finished cleanly). brokers: what the example connects to
+    when not bootstrap (a secured listener; bootstrap is then the tests' own
+    way in), env: the example's environment."""
+    brokers = brokers or bootstrap
     want = [where(r) for r in writes.receipts] + [writes.invalid]
     group = f"{name}-{writes.nonce}"
-    run = consume([*command, "--brokers", bootstrap, "--group", group, *extra], want)
+    run = consume([*command, "--brokers", brokers, "--group", group, *extra], want, env=env)
     assert run.returncode == sigterm_status, run.stderr[-4000:]
     assert "left group" in run.stderr, run.stderr[-4000:]
     bounded = [where(r) for r in writes.bounded]
@@ -312,9 +315,9 @@ def check_example(command, bootstrap, writes, name, extra=(), sigterm_status=0,
     for t, p, o in want:
         assert offsets[(t, p)] > o, f"{t}/{p}: committed {offsets[(t, p)]}, printed offset {o}"
 
-    run = consume([*command, "--brokers", bootstrap, "--group", group + "-bounded",
+    run = consume([*command, "--brokers", brokers, "--group", group + "-bounded",
                    "--topics", writes.bounded_topic, "--dedup-size", str(DEDUP_SIZE), *extra],
-                  bounded)
+                  bounded, env=env)
     assert run.returncode == sigterm_status, run.stderr[-4000:]
     kinds = [(run.at(k)["kind"], run.at(k)["id"].split("-")[0]) for k in bounded]
     assert kinds == [("event", "a"), ("event", "b"), ("event", "a"), ("event", "b"),
@@ -335,9 +338,9 @@ def check_example(command, bootstrap, writes, name, extra=(), sigterm_status=0,
         assert r.status_code == 200 and r.json()["topic"] == topic, r.text
         return [where(r.json())]
 
-    run = consume([*command, "--brokers", bootstrap, "--group", group + "-late",
+    run = consume([*command, "--brokers", brokers, "--group", group + "-late",
                    "--topics", "^" + re.escape(topic.rsplit(".", 1)[0]) + r"\..*",
-                   *refresh_args, *extra], write_late)
+                   *refresh_args, *extra], write_late, env=env)
     assert run.returncode == sigterm_status, run.stderr[-4000:]
     assert [(l["kind"], l["topic"], l["id"]) for l in run.lines] == [
         ("event", topic, f"late-{writes.nonce}")], run.lines

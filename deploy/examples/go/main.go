@@ -265,7 +265,15 @@ func main() {
 	dedup := flag.Int("dedup-size", dedupDefault, "how many (source, id) pairs to remember; 0 turns deduplication off")
 	refresh := flag.Duration("metadata-refresh", time.Minute, "how often to look for new topics")
 	version := flag.String("kafka-version", env("WEBHOOK_CONSUMER_KAFKA_VERSION", "2.1.0"), "the protocol version sarama speaks (the oldest broker's)")
+	var sec security
+	flag.StringVar(&sec.protocol, "security-protocol", env("WEBHOOK_CONSUMER_SECURITY_PROTOCOL", "PLAINTEXT"), "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+	flag.StringVar(&sec.mechanism, "sasl-mechanism", env("WEBHOOK_CONSUMER_SASL_MECHANISM", "SCRAM-SHA-512"), "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (the password: WEBHOOK_CONSUMER_SASL_PASSWORD)")
+	flag.StringVar(&sec.username, "sasl-username", env("WEBHOOK_CONSUMER_SASL_USERNAME", ""), "SASL user")
+	flag.StringVar(&sec.caFile, "ssl-ca", env("WEBHOOK_CONSUMER_SSL_CA", ""), "PEM file of the CA that signed the brokers' certificates (default: the system's)")
+	flag.StringVar(&sec.certFile, "ssl-cert", env("WEBHOOK_CONSUMER_SSL_CERT", ""), "PEM client certificate (mTLS)")
+	flag.StringVar(&sec.keyFile, "ssl-key", env("WEBHOOK_CONSUMER_SSL_KEY", ""), "PEM key of --ssl-cert")
 	flag.Parse()
+	sec.password = os.Getenv("WEBHOOK_CONSUMER_SASL_PASSWORD")
 	kafkaVersion, err := sarama.ParseKafkaVersion(*version)
 	if err != nil {
 		usage("--kafka-version: " + err.Error())
@@ -273,11 +281,14 @@ func main() {
 	if *dedup < 0 {
 		usage("--dedup-size: must be >= 0")
 	}
-	os.Exit(run(strings.Split(*brokers, ","), *group, subscription(strings.Split(*topics, ",")), *dedup, *refresh, kafkaVersion))
+	conf := sarama.NewConfig()
+	if err := sec.apply(conf); err != nil {
+		usage(err.Error())
+	}
+	os.Exit(run(conf, strings.Split(*brokers, ","), *group, subscription(strings.Split(*topics, ",")), *dedup, *refresh, kafkaVersion))
 }
 
-func run(brokers []string, group string, sub subscription, dedup int, refresh time.Duration, version sarama.KafkaVersion) int {
-	conf := sarama.NewConfig()
+func run(conf *sarama.Config, brokers []string, group string, sub subscription, dedup int, refresh time.Duration, version sarama.KafkaVersion) int {
 	conf.Version = version
 	conf.ClientID = group
 	conf.Consumer.Offsets.Initial = sarama.OffsetOldest // a new service starts at the oldest event
