@@ -22,7 +22,8 @@
 #include <sys/socket.h>
 
 struct wb_kafka {
-    rd_kafka_t *rk;       /* replaced after a fatal error, under lock */
+    wb_client_role_t role; /* first: what every client's opaque starts with (role_of) */
+    rd_kafka_t *rk;        /* replaced after a fatal error, under lock */
     pthread_mutex_t lock; /* for the admin thread's reads of rk */
     const wb_config_t *cfg;
     char *bootstrap;
@@ -36,7 +37,7 @@ struct wb_kafka {
     unsigned nwarm;
     atomic_int brokers_up, brokers_known, reachable, measured;
     atomic_int auth_failed; /* the cluster refused this client (on_error), no broker up since */
-    uint64_t auth_logged;   /* monotonic ms of the last "authentication failed" line */
+    int down_stats;         /* statistics in a row with no connection up (on_stats) */
 };
 
 struct wb_kafka_mock {
@@ -104,9 +105,16 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
     }
     atomic_store(&k->brokers_up, up);
     atomic_store(&k->brokers_known, known);
-    atomic_store(&k->reachable, reachable);
-    if (reachable)
+    /* unreachable after two statistics in a row with nothing up: librdkafka
+     * (>= 2.10) drops its bootstrap connections once it knows the brokers,
+     * a second with no connection up right after the start */
+    k->down_stats = reachable ? 0 : k->down_stats + 1;
+    if (reachable || k->down_stats >= 2 || !atomic_load(&k->measured))
+        atomic_store(&k->reachable, reachable);
+    if (reachable) {
         atomic_store(&k->auth_failed, 0);
+        wb_kafka_client_connected(WB_CLIENT_PRODUCER);
+    }
     atomic_store(&k->measured, 1);
     return 0;
 }
@@ -150,6 +158,42 @@ static void redact(const char *in, char *out, size_t outsz)
     out[o] = '\0';
 }
 
+static const char *const role_names[WB_CLIENT_ROLES] = {"producer", "topics", "replay",
+                                                        "deadletters"};
+static const char *const role_ids[WB_CLIENT_ROLES] = {"webhook-bridge", "webhook-bridge-topics",
+                                                      "webhook-bridge-replay",
+                                                      "webhook-bridge-deadletters"};
+/* the opaque of a client that has no object of its own: its role */
+static const wb_client_role_t role_of_client[WB_CLIENT_ROLES] = {
+    WB_CLIENT_PRODUCER, WB_CLIENT_TOPICS, WB_CLIENT_REPLAY, WB_CLIENT_DEADLETTERS};
+/* per role: refused since its last connection; when that was last said */
+static atomic_int refused[WB_CLIENT_ROLES];
+static _Atomic uint64_t refused_said[WB_CLIENT_ROLES];
+
+/* Every client's opaque starts with its role (a wb_kafka_t, or one of
+ * role_of_client); the embedded cluster's handle has none. */
+static int role_of(const rd_kafka_t *rk)
+{
+    const wb_client_role_t *r = rd_kafka_opaque(rk);
+    return r != NULL ? (int)*r : -1;
+}
+
+static const char *role_name(const rd_kafka_t *rk)
+{
+    int r = role_of(rk);
+    return r >= 0 ? role_names[r] : "embedded";
+}
+
+int wb_kafka_client_refused(wb_client_role_t role)
+{
+    return atomic_load(&refused[role]);
+}
+
+void wb_kafka_client_connected(wb_client_role_t role)
+{
+    atomic_store(&refused[role], 0);
+}
+
 int wb_kafka_err_auth(rd_kafka_resp_err_t err)
 {
     switch (err) {
@@ -164,24 +208,44 @@ int wb_kafka_err_auth(rd_kafka_resp_err_t err)
     }
 }
 
+/* The cluster refused the client: SASL, a TLS handshake, or a TLS alert the
+ * broker sent about the client's certificate after the handshake (TLS 1.3:
+ * an expired or unknown client certificate is "Receive failed: ... SSL
+ * alert number 45/46" at the first read, reported as _TRANSPORT). */
+static int refused_by_cluster(int err, const char *reason)
+{
+    return wb_kafka_err_auth((rd_kafka_resp_err_t)err) ||
+           (err == RD_KAFKA_RESP_ERR__TRANSPORT && reason != NULL &&
+            strstr(reason, "SSL alert number") != NULL);
+}
+
 /* One line for an error a client's callback got: "kafka authentication
- * failed" (the cluster refused the bridge: a credential or a certificate),
- * else "kafka state". */
-static void log_client_error(const rd_kafka_t *rk, int err, const char *reason)
+ * failed" (the cluster refused the bridge: a credential or a certificate;
+ * said when it starts, then once a minute per kind of client while it
+ * lasts), else "kafka state". Returns 1 for a refusal. */
+static int log_client_error(const rd_kafka_t *rk, int err, const char *reason)
 {
     char detail[512];
     wb_log_t l;
-    int auth = wb_kafka_err_auth((rd_kafka_resp_err_t)err);
+    int auth = refused_by_cluster(err, reason), role = role_of(rk);
+    if (auth && role >= 0) {
+        uint64_t now = wb_mono_ms(), said = atomic_load(&refused_said[role]);
+        int was = atomic_exchange(&refused[role], 1);
+        if (was && now - said < 60000)
+            return 1;
+        atomic_store(&refused_said[role], now);
+    }
     redact(reason, detail, sizeof(detail));
     wb_log_begin(&l,
                  auth ? WB_LOG_ERROR
                  : err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? WB_LOG_WARN
                                                               : WB_LOG_INFO,
                  auth ? "kafka authentication failed" : "kafka state");
-    wb_log_cstr(&l, "client", rd_kafka_name(rk));
+    wb_log_cstr(&l, "client", role_name(rk));
     wb_log_cstr(&l, "error", rd_kafka_err2name((rd_kafka_resp_err_t)err));
     wb_log_cstr(&l, "detail", detail);
     wb_log_end(&l);
+    return auth;
 }
 
 static void on_client_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -199,7 +263,7 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
                  : level <= 5 ? WB_LOG_WARN
                               : WB_LOG_DEBUG,
                  "librdkafka");
-    wb_log_cstr(&l, "client", rd_kafka_name(rk));
+    wb_log_cstr(&l, "client", role_name(rk));
     wb_log_cstr(&l, "facility", fac);
     wb_log_cstr(&l, "detail", detail);
     wb_log_end(&l);
@@ -215,13 +279,14 @@ static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, 
 }
 
 rd_kafka_conf_t *wb_kafka_client_conf(const wb_config_t *cfg, const char *bootstrap,
-                                      const char *client_id, const char *const (*defaults)[2],
+                                      wb_client_role_t role, const char *const (*defaults)[2],
                                       unsigned ndefaults, char *err, size_t errsz)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (secrets_cfg == NULL)
         secrets_cfg = cfg;
-    if (conf_set(conf, "client.id", client_id, err, errsz) != WB_OK)
+    rd_kafka_conf_set_opaque(conf, (void *)&role_of_client[role]);
+    if (conf_set(conf, "client.id", role_ids[role], err, errsz) != WB_OK)
         goto fail;
     for (unsigned i = 0; i < ndefaults; i++)
         if (conf_set(conf, defaults[i][0], defaults[i][1], err, errsz) != WB_OK)
@@ -262,17 +327,10 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         wb_log_end(&l);
         return;
     }
-    if (wb_kafka_err_auth((rd_kafka_resp_err_t)err)) {
-        /* the cluster refused this client: said once, until a broker takes
-         * it (on_stats clears it), then once a minute while it lasts */
-        uint64_t now = wb_mono_ms();
-        if (atomic_exchange(&k->auth_failed, 1) == 0 || now - k->auth_logged >= 60000) {
-            k->auth_logged = now;
-            log_client_error(rk, err, reason);
-        }
-        return;
-    }
-    log_client_error(rk, err, reason);
+    /* the cluster refused this client: its answers say so at once, until a
+     * broker takes it (on_stats clears it) */
+    if (log_client_error(rk, err, reason))
+        atomic_store(&k->auth_failed, 1);
 }
 
 rd_kafka_conf_t *wb_kafka_conf_new(const wb_config_t *cfg, const char *bootstrap, char *err,
@@ -320,7 +378,7 @@ rd_kafka_conf_t *wb_kafka_conf_new(const wb_config_t *cfg, const char *bootstrap
         {"statistics.interval.ms", "1000"},
         {"message.timeout.ms", timeout},
     };
-    rd_kafka_conf_t *conf = wb_kafka_client_conf(cfg, bootstrap, "webhook-bridge", defaults,
+    rd_kafka_conf_t *conf = wb_kafka_client_conf(cfg, bootstrap, WB_CLIENT_PRODUCER, defaults,
                                                  WB_ARRAY_SIZE(defaults), err, errsz);
     if (conf == NULL)
         return NULL;
@@ -395,6 +453,7 @@ wb_kafka_t *wb_kafka_new(const wb_config_t *cfg, const char *bootstrap, h2o_loop
     wb_kafka_t *k = calloc(1, sizeof(*k));
     if (k == NULL)
         return NULL;
+    k->role = WB_CLIENT_PRODUCER;
     k->pipefd[0] = k->pipefd[1] = -1;
     k->cb = cb;
     k->cb_ctx = cb_ctx;

@@ -66,9 +66,23 @@ typedef struct wb_kafka wb_kafka_t;
  * errors go to the bridge's JSON log with [librdkafka]'s secrets redacted.
  * The caller adds its role's own settings and owns the result. NULL with
  * err on error. */
+typedef enum {
+    WB_CLIENT_PRODUCER = 0, /* client.id webhook-bridge: the workers', the spool's, replay's */
+    WB_CLIENT_TOPICS,       /* webhook-bridge-topics: the topic registry */
+    WB_CLIENT_REPLAY,       /* webhook-bridge-replay: `replay`'s consumer */
+    WB_CLIENT_DEADLETTERS,  /* webhook-bridge-deadletters: `deadletters`' consumer */
+    WB_CLIENT_ROLES
+} wb_client_role_t;
+/* The role names the log's "client" field, and client.id. A client whose
+ * opaque is not its role object must not use this (the producer sets its
+ * own: a wb_kafka_t starts with its role). */
 rd_kafka_conf_t *wb_kafka_client_conf(const wb_config_t *cfg, const char *bootstrap,
-                                      const char *client_id, const char *const (*defaults)[2],
+                                      wb_client_role_t role, const char *const (*defaults)[2],
                                       unsigned ndefaults, char *err, size_t errsz);
+/* 1 once a client of role was refused by the cluster (SASL, TLS) and has
+ * not said it connected since (wb_kafka_client_connected). Thread-safe. */
+int wb_kafka_client_refused(wb_client_role_t role);
+void wb_kafka_client_connected(wb_client_role_t role);
 /* 1 for the errors of a cluster refusing a client: SASL, TLS. */
 int wb_kafka_err_auth(rd_kafka_resp_err_t err);
 /* A Kafka error that is the same on every retry of the same record (too

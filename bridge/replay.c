@@ -306,10 +306,9 @@ static rd_kafka_t *consumer_new(const replay_t *rp, char *err, size_t errsz)
     /* [librdkafka] (security, TLS, SASL) as every client of the bridge
      * takes it; producer-only names are ignored by a consumer; then what
      * this consumer needs */
-    rd_kafka_conf_t *conf = wb_kafka_client_conf(&rp->cfg, rp->cfg.brokers,
-                                                 rp->o.list ? "webhook-bridge-deadletters"
-                                                                 : "webhook-bridge-replay",
-                                                 NULL, 0, err, errsz);
+    rd_kafka_conf_t *conf = wb_kafka_client_conf(
+        &rp->cfg, rp->cfg.brokers, rp->o.list ? WB_CLIENT_DEADLETTERS : WB_CLIENT_REPLAY, NULL, 0,
+        err, errsz);
     if (conf == NULL)
         return NULL;
     const char *set[][2] = {{"group.id", rp->o.group},
@@ -337,6 +336,29 @@ static rd_kafka_t *consumer_new(const replay_t *rp, char *err, size_t errsz)
     if (rk == NULL)
         rd_kafka_conf_destroy(conf);
     return rk;
+}
+
+/* Waits (up to the timeout) for the cluster to answer the consumer; a
+ * cluster that refuses the login (SASL, TLS: the log's "kafka authentication
+ * failed" line says why) is an error at once, not at the timeout. */
+static int connected(replay_t *rp, char *err, size_t errsz)
+{
+    wb_client_role_t role = rp->o.list ? WB_CLIENT_DEADLETTERS : WB_CLIENT_REPLAY;
+    int64_t until = wall_ms() + rp->o.timeout_ms;
+    do {
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t e = rd_kafka_metadata(rp->consumer, 0, NULL, &md, 250);
+        if (md != NULL)
+            rd_kafka_metadata_destroy(md);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+            return WB_OK;
+        if (wb_kafka_client_refused(role))
+            return wb_errf(err, errsz, WB_ERR_KAFKA,
+                           "the Kafka cluster refused the login (credentials or certificate: "
+                           "see the \"kafka authentication failed\" line)");
+    } while (wall_ms() < until);
+    return wb_errf(err, errsz, WB_ERR_KAFKA, "no answer from Kafka within %d ms",
+                   rp->o.timeout_ms);
 }
 
 /* 1 when topic exists, 0 when the cluster says it does not, -1 no answer. */
@@ -944,7 +966,7 @@ int wb_replay_main(int argc, char **argv, char *const *env)
         fprintf(stderr, "webhook-bridge %s: %s\n", cmd, err);
         goto out;
     }
-    if (plan(&rp, err, sizeof(err)) != WB_OK) {
+    if (connected(&rp, err, sizeof(err)) != WB_OK || plan(&rp, err, sizeof(err)) != WB_OK) {
         fprintf(stderr, "webhook-bridge %s: %s\n", cmd, err);
         goto out;
     }

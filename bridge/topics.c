@@ -24,6 +24,10 @@
 #define RECHECK_UNANSWERED_MS 1000 /* the cluster did not answer: not hammered */
 #define RECHECK_CREATING_MS 150    /* a topic the cluster is creating: its records wait */
 #define ASK_TIMEOUT_MS 3000
+/* A cluster whose auto.create.topics.enable the bridge may not read (no
+ * DescribeConfigs on the cluster): an unknown topic asked this many times
+ * in a row (RECHECK_CREATING_MS apart) was not created: missing. */
+#define CREATING_ASKS_MAX 3
 
 typedef struct {
     char *name;
@@ -34,6 +38,7 @@ typedef struct {
     uint64_t asked;   /* monotonic ms of the last question, 0: never */
     int logged;       /* the unsafe warning was written */
     int creating;     /* the last answer: unknown, on a cluster that creates topics */
+    int unknowns;     /* "unknown" answers in a row while auto_create is not known */
     long max_bytes;   /* max.message.bytes, -1: not known */
     int small;        /* 1: max_bytes under the largest record max_body makes */
     int small_logged; /* the "too small" warning was written */
@@ -47,6 +52,7 @@ struct wb_topics {
      * it on, "unknown topic" means "being created by this very question" */
     int auto_create;
     uint64_t broker_asked; /* monotonic ms, 0: never */
+    int broker_config_denied; /* said once: the broker's configuration is not readable */
     pthread_mutex_t lock;
     pthread_cond_t wake;
     pthread_t tid;
@@ -214,8 +220,21 @@ static void read_configs(wb_topics_t *t)
                 ? rd_kafka_DescribeConfigs_result_resources(r, &nres)
                 : NULL;
         for (size_t i = 0; i < nres; i++) {
-            if (rd_kafka_ConfigResource_error(rs[i]) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            if (rd_kafka_ConfigResource_error(rs[i]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                if (rd_kafka_ConfigResource_type(rs[i]) == RD_KAFKA_RESOURCE_BROKER &&
+                    !t->broker_config_denied) {
+                    t->broker_config_denied = 1;
+                    wb_log_t l;
+                    wb_log_begin(&l, WB_LOG_INFO,
+                                 "topics: the cluster's auto.create.topics.enable cannot be read "
+                                 "(DescribeConfigs on the cluster): a topic still unknown after a "
+                                 "few questions is taken as missing");
+                    wb_log_cstr(&l, "error",
+                                rd_kafka_err2name(rd_kafka_ConfigResource_error(rs[i])));
+                    wb_log_end(&l);
+                }
                 continue;
+            }
             const rd_kafka_ConfigEntry_t **cs = rd_kafka_ConfigResource_configs(rs[i], &ncfg);
             int broker = rd_kafka_ConfigResource_type(rs[i]) == RD_KAFKA_RESOURCE_BROKER;
             for (size_t j = 0; j < ncfg; j++) {
@@ -290,12 +309,17 @@ static void ask(wb_topics_t *t, const char *name)
         rd_kafka_metadata(t->rk, 0, rkt, &md, ASK_TIMEOUT_MS) == RD_KAFKA_RESP_ERR_NO_ERROR &&
         md->topic_cnt == 1) {
         const struct rd_kafka_metadata_topic *mt = &md->topics[0];
+        wb_kafka_client_connected(WB_CLIENT_TOPICS);
         if (mt->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
             /* a cluster that creates topics (or may: not known yet) creates
-             * it now; its records go to it. Missing only where it would not */
+             * it now; its records go to it. Missing only where it would not,
+             * or where it did not after a few questions */
             pthread_mutex_lock(&t->lock);
-            st = t->auto_create == 0 ? WB_TOPIC_MISSING : WB_TOPIC_UNKNOWN;
             entry_t *e = slot(t, name);
+            int unknowns = e != NULL && e->name != NULL ? ++e->unknowns : CREATING_ASKS_MAX;
+            st = t->auto_create == 0 || (t->auto_create < 0 && unknowns >= CREATING_ASKS_MAX)
+                     ? WB_TOPIC_MISSING
+                     : WB_TOPIC_UNKNOWN;
             if (e != NULL && e->name != NULL)
                 e->creating = st == WB_TOPIC_UNKNOWN;
             pthread_mutex_unlock(&t->lock);
@@ -304,7 +328,20 @@ static void ask(wb_topics_t *t, const char *name)
             for (int p = 0; p < mt->partition_cnt; p++)
                 if (rf < 0 || mt->partitions[p].replica_cnt < rf)
                     rf = mt->partitions[p].replica_cnt;
+        } else if (mt->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+                   mt->err == RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION) {
+            /* the bridge may not see it, or the name is invalid: its records
+             * are produced and Kafka's refusal makes them dead letters
+             * (ingest.c), at once instead of after the topic hold */
+            st = WB_TOPIC_EXISTS;
         }
+    }
+    if (st != WB_TOPIC_UNKNOWN) {
+        pthread_mutex_lock(&t->lock);
+        entry_t *e = slot(t, name);
+        if (e != NULL && e->name != NULL && st == WB_TOPIC_EXISTS)
+            e->unknowns = 0;
+        pthread_mutex_unlock(&t->lock);
     }
     if (md != NULL)
         rd_kafka_metadata_destroy(md);
@@ -393,7 +430,7 @@ wb_topics_t *wb_topics_new(const wb_config_t *cfg, const char *bootstrap, char *
      * cluster a client without them never connects, and every webhook would
      * wait for its topic's answer (WB_TOPIC_HOLD_MS) */
     rd_kafka_conf_t *conf =
-        wb_kafka_client_conf(cfg, bootstrap, "webhook-bridge-topics", NULL, 0, e, sizeof(e));
+        wb_kafka_client_conf(cfg, bootstrap, WB_CLIENT_TOPICS, NULL, 0, e, sizeof(e));
     if (conf == NULL || (t->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e))) == NULL) {
         if (conf != NULL)
             rd_kafka_conf_destroy(conf);
