@@ -354,6 +354,19 @@ void wb_ingest_abort_pending(wb_worker_t *w)
     wb_ingest_spool_turn(w); /* what is being spooled: durable, or a failure */
 }
 
+/* Hands a dead letter (dl's bytes, taken in every case) to the producer as
+ * rec's value, with opaque for its report. WB_OK if the producer took it. */
+static int produce_dead(wb_worker_t *w, void *opaque, wb_record_t *rec, wb_buf_t *dl,
+                        rd_kafka_resp_err_t *kerr)
+{
+    int r;
+    rec->value_len = dl->len;
+    rec->value = wb_buf_steal(dl, NULL);
+    if ((r = wb_kafka_produce(w->kafka, rec, 0, opaque, kerr)) != WB_OK)
+        free(rec->value);
+    return r;
+}
+
 /* The record's topic does not exist (and the cluster does not create it):
  * rather than a failure on every retry, the record goes where the provider's
  * unknown_topic says, with the intended topic in a header. A second report
@@ -388,12 +401,8 @@ static int produce_fallback(wb_worker_t *w, wb_pending_t *pend, const char *key,
     }
     rec.topic = w->cfg->deadletter_topic;
     rec.reason = "unknown_topic";
-    rec.value_len = dl.len;
-    rec.value = wb_buf_steal(&dl, NULL);
-    if ((r = wb_kafka_produce(w->kafka, &rec, 0, pend, kerr)) != WB_OK) {
-        free(rec.value);
+    if ((r = produce_dead(w, pend, &rec, &dl, kerr)) != WB_OK)
         return r;
-    }
     pend->fallback = rec.topic;
     pend->deadletter = 1;
     pend->dl_reason = WB_DL_UNKNOWN_TOPIC;
@@ -431,12 +440,8 @@ static int produce_refused(wb_worker_t *w, wb_pending_t *pend, const char *key, 
         wb_buf_free(&dl);
         return r;
     }
-    rec.value_len = dl.len;
-    rec.value = wb_buf_steal(&dl, NULL);
-    if ((r = wb_kafka_produce(w->kafka, &rec, 0, pend, kerr)) != WB_OK) {
-        free(rec.value);
+    if ((r = produce_dead(w, pend, &rec, &dl, kerr)) != WB_OK)
         return r;
-    }
     pend->fallback = rec.topic;
     pend->deadletter = 1;
     pend->dl_reason = WB_DL_REFUSED;
@@ -670,13 +675,7 @@ static int replay_refused(wb_worker_t *w, wb_spool_replay_t *rp, const wb_report
     }
     wb_record_t r = {.topic = w->cfg->deadletter_topic, .key = rep->key, .key_len = rep->key_len,
                      .reason = reason, .intended = NULL};
-    r.value_len = dl.len;
-    r.value = wb_buf_steal(&dl, NULL);
-    if (wb_kafka_produce(w->kafka, &r, 0, rp, &kerr) != WB_OK) {
-        free(r.value);
-        return -1;
-    }
-    return 0;
+    return produce_dead(w, rp, &r, &dl, &kerr) == WB_OK ? 0 : -1;
 }
 
 static void replay_report(wb_worker_t *w, wb_spool_replay_t *rp, const wb_report_t *rep)
