@@ -352,6 +352,7 @@ static int connected(replay_t *rp, char *err, size_t errsz)
             rd_kafka_metadata_destroy(md);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
             return WB_OK;
+        rd_kafka_poll(rp->consumer, 0); /* its error callback, which sees a refusal */
         if (wb_kafka_client_refused(role))
             return wb_errf(err, errsz, WB_ERR_KAFKA,
                            "the Kafka cluster refused the login (credentials or certificate: "
@@ -750,6 +751,7 @@ static int batch(replay_t *rp, char *err, size_t errsz)
         if (m == NULL) {
             if (n > 0)
                 break;
+            rd_kafka_poll(rp->consumer, 0); /* errors: logged */
             if (wall_ms() - idle_since > rp->o.timeout_ms) {
                 r = wb_errf(err, errsz, WB_ERR_KAFKA, "no message from %s in %d ms",
                             rp->cfg.deadletter_topic, rp->o.timeout_ms);
