@@ -25,6 +25,7 @@ inputs=$( (cd "$here/kafka" && find . -type f | LC_ALL=C sort | xargs sha256sum;
 if [ "$(docker image inspect -f '{{index .Config.Labels "webhook-bridge.standin-inputs"}}' "$tag" 2>/dev/null)" = "$inputs" ]; then
   exit 0
 fi
+old=$(docker image inspect -f '{{.Id}}' "$tag" 2>/dev/null || true)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cp -a "$here/kafka/." "$work/"
@@ -32,3 +33,5 @@ cp -al "$libs" "$work/libs" 2>/dev/null || cp -a "$libs" "$work/libs"
 echo "kafka-image.sh: building $tag (a stand-in: Kafka $version's jars on Debian 12's JRE)" >&2
 DOCKER_BUILDKIT=0 docker build -q -t "$tag" --build-arg KAFKA_VERSION="$version" \
   --label "webhook-bridge.standin-inputs=$inputs" "$work" >/dev/null
+# the stand-in it replaces (other inputs), unless a container still uses it
+[ -z "$old" ] || docker rmi "$old" >/dev/null 2>&1 || true

@@ -17,6 +17,7 @@ tests that run the deployment for real (tests/deploy/test_docker_*.py).
       exited 0), or AssertionError with `docker compose ps` and logs
   container(service) -> the container name of a compose service
 
+WB_DOCKER_KEEP=1 leaves the stack as a test ends (`docker compose ps`, `logs`).
 Every test address is on 127.0.0.1: docker-compose.yml publishes its ports
 there only.
 """
@@ -123,6 +124,11 @@ class Engine:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+def keep():
+    """WB_DOCKER_KEEP=1: leave the stack up after the test (to look at it)."""
+    return os.environ.get("WB_DOCKER_KEEP") == "1"
 
 
 def compose_available():
