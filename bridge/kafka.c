@@ -129,8 +129,7 @@ static const wb_config_t *secrets_cfg;
 static int secret_name(const char *name)
 {
     return strstr(name, "password") != NULL || strstr(name, "secret") != NULL ||
-           strcmp(name, "ssl.key.pem") == 0 || strcmp(name, "sasl.oauthbearer.config") == 0 ||
-           strcmp(name, "sasl.username") == 0;
+           strcmp(name, "ssl.key.pem") == 0 || strcmp(name, "sasl.oauthbearer.config") == 0;
 }
 
 /* in with every [librdkafka] secret's value replaced by "[redacted]" (and
