@@ -4,7 +4,8 @@ Shoperti on their secret path segment, BonifiQ with its header token, the
 secrets read from docker-compose.yml. What each provider saw and the records
 read back are faults.Result's (its table).
 
-  StackLoad(port=8080, admin_port=9090, senders=1, pause=0.02, providers=...)
+  StackLoad(port=8080, admin_port=9090, senders=1, pause=0.02, providers=...,
+            keepalive=True, env=None)  env: the secrets (default compose's)
     .start(); .mark(label); .stop(bootstrap, name) -> faults.Result
       (admin_port None: no /readyz samples; an answer other than 200 without
       Retry-After has error "no Retry-After")
@@ -44,10 +45,10 @@ class StackLoad(faults.Load):
     """faults.Load with the stack's paths and tokens, on 127.0.0.1."""
 
     def __init__(self, port=8080, admin_port=9090, senders=1, pause=0.02, timeout=40,
-                 providers=faults.PROVIDERS, host=LOCAL, keepalive=True):
+                 providers=faults.PROVIDERS, host=LOCAL, keepalive=True, env=None):
         super().__init__(port, admin_port, senders=senders, pause=pause, timeout=timeout)
         self.keepalive = keepalive
-        self.routes = paths_and_headers(secrets())
+        self.routes = paths_and_headers(env or secrets())
         self.providers, self.host = providers, host
 
     def start(self):
