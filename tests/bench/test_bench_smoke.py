@@ -29,18 +29,26 @@ def _reusable(build_dir):
     return all(os.access(os.path.join(build_dir, b), os.X_OK) for b in bins)
 
 
-def test_smoke_runs_and_every_2xx_has_its_record():
-    args = [sys.executable, os.path.join(SOURCE_DIR, "tests", "bench", "run"), "--smoke"]
+def _build_args():
+    """--build-dir (and --no-build) for the run: a reusable Release tree, or one of its own."""
     if _reusable(RELEASE_DIR):
-        args += ["--build-dir", RELEASE_DIR, "--no-build"]
-    elif _reusable(BUILD_DIR):
-        args += ["--build-dir", BUILD_DIR, "--no-build"]
-    else:
-        base = BUILD_DIR or os.path.join(SOURCE_DIR, "build-bench")
-        args += ["--build-dir", os.path.join(base, "bench-release") if BUILD_DIR else base]
+        return ["--build-dir", RELEASE_DIR, "--no-build"]
+    if _reusable(BUILD_DIR):
+        return ["--build-dir", BUILD_DIR, "--no-build"]
+    base = BUILD_DIR or os.path.join(SOURCE_DIR, "build-bench")
+    return ["--build-dir", os.path.join(base, "bench-release") if BUILD_DIR else base]
+
+
+def _run(*extra):
+    args = [sys.executable, os.path.join(SOURCE_DIR, "tests", "bench", "run"), "--smoke"]
+    args += _build_args() + list(extra)
     p = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                        timeout=540)
-    out = p.stdout
+    return p, p.stdout
+
+
+def test_smoke_runs_and_every_2xx_has_its_record():
+    p, out = _run()
     assert p.returncode == 0, out[-6000:]
     assert "record check: PASS" in out, out[-6000:]
     # the table was printed with all three programs
@@ -49,3 +57,27 @@ def test_smoke_runs_and_every_2xx_has_its_record():
     # and the spool's table: the Kafka path and the spooled path, both checked
     assert "The spool (every provider spooling" in out, out[-6000:]
     assert "spooled (Kafka down)" in out and "Kafka (spool on, Kafka up)" in out, out[-6000:]
+
+
+def test_smoke_compression_and_release_steps():
+    """--compression (each codec side by side, the 1 MiB bodies against the
+    broker's limit) and --compare (releases side by side, the first record to
+    a new topic), briefly: the modes the README's tables come from still run."""
+    build = _build_args()
+    bridge = os.path.join(build[1], "webhook-bridge")
+    p, out = _run("--duration", "1", "--compression", "none,lz4,zstd", "--compare",
+                  f"built={bridge}")
+    assert p.returncode == 0, out[-6000:]
+    assert "record check: PASS" in out, out[-6000:]
+    assert "Compression (compression.type" in out, out[-6000:]
+    for codec in ("none", "lz4", "zstd"):
+        assert f" 1MiB {codec} " in out and f" 300B {codec} " in out, out[-6000:]
+    # one webhook of exactly max_body per codec and body, each answered and
+    # its bytes on the wire measured; zstd keeps even random text under the limit
+    limit = out[out.index("Under the broker's limit"):]
+    assert limit.count(" 200 ") == 12, limit[:3000]
+    zstd_ascii = [ln for ln in limit.splitlines()
+                  if ln.startswith("random printable ASCII") and " zstd " in ln]
+    assert zstd_ascii and zstd_ascii[0].rstrip().endswith("yes"), limit[:3000]
+    assert "librdkafka releases side by side" in out, out[-6000:]
+    assert "First record to a topic" in out and "built" in out, out[-6000:]
