@@ -28,8 +28,8 @@ import dockerenv  # noqa: E402
 from dockerenv import LOCAL, SOURCE_DIR, docker  # noqa: E402
 
 # The runtime image (debian:12-slim, about 75 MB, plus the shared libraries and
-# one binary): README's deploy/README.md "Docker and compose" says what is in it.
-SIZE_BUDGET_MB = 110
+# one binary): deploy/README.md, "Docker and compose", says what is in it.
+SIZE_BUDGET_MB = 100
 BRIDGE, CONSUMER = "webhook-bridge:local", "webhook-consumer:local"  # compose's tags
 HARDENED = ["--user", "10001:10001", "--read-only", "--cap-drop", "ALL",
             "--security-opt", "no-new-privileges", "--tmpfs", "/tmp"]
