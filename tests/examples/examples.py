@@ -348,20 +348,6 @@ def check_example(command, bootstrap, writes, name, extra=(), sigterm_status=0,
 
 # ----------------------------------------------------------------- fixtures
 
-class MockCluster(harness.Standin):
-    """mock_cluster.py (a newer librdkafka's mock cluster), driven as kafka-standin is."""
-
-    def __init__(self, brokers=3):
-        python = venv_python()
-        self.proc = subprocess.Popen([str(python), str(HERE / "mock_cluster.py"), str(brokers)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                     bufsize=1)
-        line = self.proc.stdout.readline().strip()
-        assert line.startswith("BOOTSTRAP "), f"mock_cluster.py said {line!r}"
-        self.bootstrap = line.split(" ", 1)[1]
-        self.brokers = brokers
-
-
 def venv_python():
     exe = VENV / "bin" / "python"
     if not exe.is_file():
@@ -389,9 +375,3 @@ def _written(cluster):
 def written():
     """On kafka-standin (see _written)."""
     yield from _written(harness.Standin)
-
-
-@pytest.fixture(scope="module")
-def written_newer_mock():
-    """On mock_cluster.py (see _written)."""
-    yield from _written(MockCluster)
