@@ -416,8 +416,14 @@ def test_options_given_to_the_binary_exist():
         text = re.sub(r"^(```|~~~).*?^\1", "", f.read_text(), flags=re.S | re.M)
         spans = re.findall(r"`(webhook-bridge [^`]*)`", text)
         for block in code_blocks(f.read_text(), ("sh", "")):
-            spans += [c[c.index("webhook-bridge"):] for c in commands(block)
-                      if re.search(r"(^|\s|/)webhook-bridge ", c)]
+            for c in commands(block):
+                # the binary as the program run (a path's last part), not a
+                # word that names it as another tool's argument (--compare X=bin)
+                words = c.split()
+                for i, w in enumerate(words):
+                    if "=" not in w and (w == "webhook-bridge" or w.endswith("/webhook-bridge")):
+                        spans.append(" ".join(["webhook-bridge", *words[i + 1:]]))
+                        break
         for cmd in spans:
             words = cmd.split()
             sub = words[1] if len(words) > 1 and words[1] in ("replay", "deadletters") else ""
