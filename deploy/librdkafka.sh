@@ -18,8 +18,10 @@
 set -euo pipefail
 
 version="${WB_RDKAFKA_VERSION:-2.14.2-1}"
-# suites searched for that version: testing holds it longer than unstable
-suites="forky sid trixie"
+# suites searched for that version: testing (forky) holds 2.14.2-1, stable
+# (trixie) 2.8.0-1; unstable would only repeat testing's newest, at the cost
+# of its 12 MB index on every first run
+suites="${WB_RDKAFKA_SUITES:-forky trixie}"
 cache="${WB_RDKAFKA_CACHE:-$HOME/.cache/webhook-bridge}"
 prefix="$cache/librdkafka-$version"
 
