@@ -335,7 +335,7 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 rd_kafka_conf_t *wb_kafka_conf_new(const wb_config_t *cfg, const char *bootstrap, char *err,
                                    size_t errsz)
 {
-    char timeout[32], msgmax[32];
+    char timeout[32], msgmax[32], qkbytes[32];
     /* Every answer must leave before the provider's deadline: a record may
      * wait at most the longest deadline; ingest.c answers 503 at each
      * provider's own deadline even if the record is still queued. */
@@ -344,11 +344,15 @@ rd_kafka_conf_t *wb_kafka_conf_new(const wb_config_t *cfg, const char *bootstrap
      * librdkafka's own default, 1,000,000, is under max_body's 1 MiB */
     size_t need = wb_kafka_record_max(cfg);
     snprintf(msgmax, sizeof(msgmax), "%zu", need > 1000000 ? need : 1000000);
+    /* ... and its queue: room for two of the largest records at least (a
+     * record larger than the queue is "queue full" on every retry) */
+    size_t qk = 2 * need / 1024 + 1;
+    snprintf(qkbytes, sizeof(qkbytes), "%zu", qk > 32768 ? qk : 32768);
     const char *const defaults[][2] = {
         {"linger.ms", "0.5"},
         {"socket.nagle.disable", "true"},
         {"partitioner", "murmur2_random"},
-        {"queue.buffering.max.kbytes", "32768"},
+        {"queue.buffering.max.kbytes", qkbytes},
         {"queue.buffering.max.messages", "100000"},
         {"message.max.bytes", msgmax},
         /* record batches compressed with zstd: what fits the brokers' limit
@@ -390,6 +394,17 @@ rd_kafka_conf_t *wb_kafka_conf_new(const wb_config_t *cfg, const char *bootstrap
      * some bodies the door takes, the same way on every retry */
     char v[32];
     size_t vlen = sizeof(v);
+    char q[32];
+    size_t qlen = sizeof(q);
+    if (rd_kafka_conf_get(conf, "queue.buffering.max.kbytes", q, &qlen) == RD_KAFKA_CONF_OK &&
+        strtoull(q, NULL, 10) * 1024 < need) {
+        wb_errf(err, errsz, WB_ERR_CONFIG,
+                "[librdkafka] queue.buffering.max.kbytes = %s cannot hold the largest record a "
+                "body of max_body makes (%zu bytes): raise it or lower max_body",
+                q, need);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
     if (rd_kafka_conf_get(conf, "message.max.bytes", v, &vlen) == RD_KAFKA_CONF_OK &&
         strtoull(v, NULL, 10) < need) {
         wb_errf(err, errsz, WB_ERR_CONFIG,

@@ -206,3 +206,20 @@ def test_a_producer_limit_under_max_body_is_refused_at_start():
                        "[provider.shoperti]\nmax_body = 900000\n[provider.bonifiq]\nmax_body = 900000\n",
                        capture_output=True, text=True, timeout=30)
     assert p.returncode == 0, p.stderr
+
+
+def test_a_max_body_over_the_default_queue_is_written_not_queue_full():
+    """A provider's max_body over 32 MiB (the producer's default queue) once
+    made every such body "queue full" on every retry: the queue is sized from
+    max_body, and an operator's smaller one is refused at start."""
+    size = 40 * 1024 * 1024
+    env = {"BRIDGE_PROVIDER_PIRIOD_MAX_BODY": str(size)}
+    with harness.Standin() as kafka, harness.Bridge(kafka.bootstrap, env=env) as bridge:
+        bridge.wait_ready()
+        r = bridge.post("piriod", padded(size), timeout=120)
+        assert r.status_code == 200 and "deadletter" not in r.json(), r.text[:300]
+    p = subprocess.run([harness.BRIDGE, "--check-config", "--config", "/dev/stdin"],
+                       input="[librdkafka]\nqueue.buffering.max.kbytes = 32768\n",
+                       env={"BRIDGE_PROVIDER_PIRIOD_MAX_BODY": str(size)},
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and "queue.buffering.max.kbytes" in p.stderr, p.stderr
