@@ -38,6 +38,10 @@ SECRETS = {"PIRIOD_PATH_TOKEN": "image-test-piriod", "SHOPERTI_API_TOKEN": "imag
            "BONIFIQ_TOKEN": "image-test-bonifiq"}
 
 
+def report(text):
+    dockerenv.report("image", text)
+
+
 def env_args(env):
     return [a for k, v in env.items() for a in ("-e", f"{k}={v}")]
 
@@ -58,25 +62,27 @@ def build(target, tag, no_cache=False):
 def images(engine):
     cold = os.environ.get("WB_DOCKER_COLD") == "1"
     had = dockerenv.image_exists(BRIDGE)
+    leftovers = dockerenv.Leftovers()
     first = {"bridge": build("bridge", BRIDGE, no_cache=cold),
              "consumer": build("consumer", CONSUMER)}
     cached = {"bridge": build("bridge", BRIDGE), "consumer": build("consumer", CONSUMER)}
     how = ("cold (--no-cache)" if cold else
            "with the layer cache this machine had" + ("" if had else " (no image yet: cold)"))
-    print(f"\nbase images made or checked: " +
+    report(f"\nbase images made or checked: " +
           ", ".join(f"{k} {v:.1f} s" for k, v in engine.base_took.items()))
-    print(f"build, {how}: bridge {first['bridge']:.1f} s, consumer {first['consumer']:.1f} s")
-    print(f"build, every layer cached: bridge {cached['bridge']:.1f} s, "
+    report(f"build, {how}: bridge {first['bridge']:.1f} s, consumer {first['consumer']:.1f} s")
+    report(f"build, every layer cached: bridge {cached['bridge']:.1f} s, "
           f"consumer {cached['consumer']:.1f} s")
-    return first, cached
+    yield first, cached
+    leftovers.clean()
 
 
 def test_sizes_and_budget(images):
     sizes = {tag: dockerenv.image_size(tag) / 1e6 for tag in
              ("debian:12-slim", BRIDGE, CONSUMER, "apache/kafka:" + kafka_version())}
     for tag, mb in sizes.items():
-        print(f"image {tag}: {mb:.1f} MB")
-    print(f"runtime image budget: {SIZE_BUDGET_MB} MB ({sizes[BRIDGE]:.1f} MB used)")
+        report(f"image {tag}: {mb:.1f} MB")
+    report(f"runtime image budget: {SIZE_BUDGET_MB} MB ({sizes[BRIDGE]:.1f} MB used)")
     assert sizes[BRIDGE] <= SIZE_BUDGET_MB
     assert sizes[CONSUMER] <= SIZE_BUDGET_MB
     _, cached = images
@@ -95,7 +101,7 @@ def run(*args, env=None, check=True, image=BRIDGE):
 
 def test_version_names_the_librdkafka_built(images):
     out = run("--version").stdout
-    print(out.strip())
+    report(out.strip())
     assert out.startswith("webhook-bridge ")
     assert "librdkafka 2.14.2" in out, out
 
@@ -145,7 +151,7 @@ def test_runs_hardened_and_goes_healthy(images):
             time.sleep(0.5)
         assert state["Health"]["Status"] == "healthy", \
             (state, docker("logs", name, check=False).stderr[-3000:])
-        print(f"healthy {time.monotonic() - t:.1f} s after docker run")
+        report(f"healthy {time.monotonic() - t:.1f} s after docker run")
         assert docker("exec", name, "id", "-u").stdout.strip() == "10001"
         assert docker("exec", name, "touch", "/etc/x", check=False).returncode != 0
         assert docker("exec", name, "touch", "/tmp/x", check=False).returncode == 0
@@ -162,7 +168,7 @@ def test_runs_hardened_and_goes_healthy(images):
         t = time.monotonic()
         docker("stop", "-t", "30", name, timeout=60)
         code = json.loads(docker("inspect", "-f", "{{json .State}}", name).stdout)["ExitCode"]
-        print(f"docker stop: exit {code} after {time.monotonic() - t:.1f} s")
+        report(f"docker stop: exit {code} after {time.monotonic() - t:.1f} s")
         assert code == 0
     finally:
         docker("rm", "-f", name, check=False)

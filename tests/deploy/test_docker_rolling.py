@@ -43,6 +43,10 @@ IMAGE = "webhook-bridge:local"
 K8S = SOURCE_DIR / "deploy" / "k8s"
 
 
+def report(text):
+    dockerenv.report("rolling", text)
+
+
 def pod_spec():
     doc = yaml.safe_load((K8S / "deployment.yaml").read_text())
     return doc["spec"], doc["spec"]["template"]["spec"]
@@ -187,15 +191,17 @@ def set_upstreams(lb, ports):
 def kafka():
     engine = dockerenv.require()
     compose("down", "-v", "--remove-orphans", timeout=300, check=False)
+    leftovers = dockerenv.Leftovers()
     t = time.monotonic()
     compose("up", "-d", "kafka-init", timeout=900)
     dockerenv.wait_stack(timeout=300, services=["kafka-0", "kafka-1", "kafka-2", "kafka-init"])
-    print(f"\nthe compose stack's Kafka up, topics made: {time.monotonic() - t:.1f} s")
+    report(f"\nthe compose stack's Kafka up, topics made: {time.monotonic() - t:.1f} s")
     network = json.loads(docker("inspect", "-f", "{{json .NetworkSettings.Networks}}",
                                 dockerenv.container("kafka-0")).stdout)
     yield engine, next(iter(network))
     if not dockerenv.keep():
         compose("down", "-v", "--remove-orphans", timeout=300, check=False)
+        leftovers.clean()
 
 
 @pytest.fixture
@@ -240,7 +246,7 @@ def test_rolling_update(pods):
         time.sleep(5)
         result = load.stop(BOOTSTRAP, "rolling update: 3 bridge containers behind nginx, "
                                       "replaced one at a time")
-    print("\n" + result.table(extra=steps))
+    report("\n" + result.table(extra=steps))
     failures = [a for a in result.answers if a.status != 200]
     assert not failures, sorted({(a.provider, a.status, a.error) for a in failures}, key=str)
     assert result.receipts > 300
@@ -277,7 +283,7 @@ def test_bridge_sigkilled_mid_load(pods):
         time.sleep(5)
         result = load.stop(BOOTSTRAP, "one of 3 bridge containers SIGKILLed mid-load, behind nginx")
     failures = [a for a in result.answers if a.status != 200]
-    print("\n" + result.table(extra=[f"replacement ready {took:.1f} s after its start",
+    report("\n" + result.table(extra=[f"replacement ready {took:.1f} s after its start",
                                      f"failure answers: {len(failures)} " +
                                      str(sorted({(a.provider, a.status, a.error)
                                                  for a in failures}, key=str))]))

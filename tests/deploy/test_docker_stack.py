@@ -42,6 +42,10 @@ SPOOLED = []            # every 200 "spooled"
 PIRIOD_TOPICS = ["webhooks.piriod.payment.created", "webhooks.piriod.invoice.paid"]
 
 
+def report(text):
+    dockerenv.report("stack", text)
+
+
 def readme_local_stack():
     text = (SOURCE_DIR / "README.md").read_text()
     m = re.search(r"^## Local stack.*?(?=^## )", text, re.S | re.M)
@@ -72,10 +76,12 @@ def readme_inline(section, prefix):
 def stack():
     engine = dockerenv.require()
     compose("down", "-v", "--remove-orphans", timeout=300, check=False)
+    leftovers = dockerenv.Leftovers()
     yield engine
     print("\n" + compose("ps", "-a", check=False).stdout)
     if not dockerenv.keep():
         compose("down", "-v", "--remove-orphans", timeout=300, check=False)
+        leftovers.clean()
 
 
 def post_json(cmd):
@@ -113,7 +119,7 @@ def test_readme_local_stack(stack):
             # Piriod spools here: a first record Kafka was slow to take is a
             # 200 "spooled" (checked by id after the drill); README's example
             # shows the usual receipt, with its offset
-            print(f"\nPiriod example answered 200 spooled: {receipt}")
+            report(f"\nPiriod example answered 200 spooled: {receipt}")
             SPOOLED.append(receipt)
         elif code == 200:
             first_offset = time.monotonic() - t0
@@ -121,12 +127,12 @@ def test_readme_local_stack(stack):
         time.sleep(0.5)
     assert first_offset is not None, compose("ps", "-a").stdout
     healthy = dockerenv.wait_stack(timeout=max(10, UP_BOUND_S - (time.monotonic() - t0)))
-    print(f"\n`docker compose up --build -d` returned after {t_up:.1f} s "
+    report(f"\n`docker compose up --build -d` returned after {t_up:.1f} s "
           f"({'images cached' if had else 'no bridge image yet: built cold'}); first 200 "
           f"{first:.1f} s after up (with an offset {first_offset:.1f} s); every service healthy "
           f"{time.monotonic() - t0:.1f} s after up")
     assert healthy is not None
-    print(shell("docker compose ps").stdout)
+    report(shell("docker compose ps").stdout)
 
     receipts = [receipt]
     for c in curls[1:]:
@@ -134,7 +140,7 @@ def test_readme_local_stack(stack):
         assert code == 200, (c, receipt)
         receipts.append(receipt)
     for r in receipts:
-        print(f"  {r}")
+        report(f"  {r}")
     for r in receipts:
         assert isinstance(r.get("offset"), int) and r["offset"] >= 0, r
     RECEIPTS.extend(receipts)
@@ -213,7 +219,7 @@ def test_durability_drill(stack):
     time.sleep(5)
     result = load.stop(BOOTSTRAP, "compose stack: the durability drill")
     spooled_found = result.spooled_found(BOOTSTRAP, PIRIOD_TOPICS)
-    print("\n" + result.table(extra=[f"leaderships before the kill: {leaders}",
+    report("\n" + result.table(extra=[f"leaderships before the kill: {leaders}",
                                      f"spooled 200s: {len(result.spooled)}, "
                                      f"found in Kafka by id: {spooled_found}"]))
     record(result)
@@ -259,7 +265,7 @@ def test_bridge_killed_with_spooled_records(stack):
     compose("up", "-d", "bridge", timeout=300)
     wait_healthy(["kafka-0", "kafka-1", "kafka-2", "bridge"])
     found = result.spooled_found(BOOTSTRAP, PIRIOD_TOPICS)
-    print("\n" + result.table(extra=[f"spooled 200s: {len(result.spooled)}, found in Kafka "
+    report("\n" + result.table(extra=[f"spooled 200s: {len(result.spooled)}, found in Kafka "
                                      f"by id after `up -d bridge`: {found}"]))
     record(result)
     assert len(result.spooled) >= 30
@@ -272,7 +278,7 @@ def test_down_up_keeps_the_records(stack):
     compose("down", timeout=300)
     compose("up", "-d", timeout=600)
     took = dockerenv.wait_stack(timeout=UP_BOUND_S)
-    print(f"\n`docker compose down` then `up -d`: healthy after {time.monotonic() - t:.1f} s "
+    report(f"\n`docker compose down` then `up -d`: healthy after {time.monotonic() - t:.1f} s "
           f"({took:.1f} s after up returned)")
     got = harness.read_receipts(BOOTSTRAP, RECEIPTS, timeout=120)
     by_id = 0
@@ -280,7 +286,7 @@ def test_down_up_keeps_the_records(stack):
     if missing:
         by_id = len(harness.find_ids(BOOTSTRAP, missing))
     spooled = dockerload.ids_in(BOOTSTRAP, PIRIOD_TOPICS, [r["id"] for r in SPOOLED])
-    print(f"records after down/up: {len(RECEIPTS)} answered 200 with an offset, {len(got)} read "
+    report(f"records after down/up: {len(RECEIPTS)} answered 200 with an offset, {len(got)} read "
           f"back at their offsets, {by_id} found elsewhere by id; {len(SPOOLED)} answered 200 "
           f"spooled, {len(spooled)} found by id; lost {len(missing) - by_id + len(SPOOLED) - len(spooled)}")
     assert not missing, missing[:5]

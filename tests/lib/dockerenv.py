@@ -16,6 +16,9 @@ tests that run the deployment for real (tests/deploy/test_docker_*.py).
   wait_stack(timeout) -> seconds   until every service is healthy (kafka-init
       exited 0), or AssertionError with `docker compose ps` and logs
   container(service) -> the container name of a compose service
+  Leftovers() ... .clean()  anonymous volumes and replaced images a test left
+  report(name, text)    printed, and kept in $WB_BUILD_DIR/docker/NAME.txt for
+      tests/run's log (ctest shows nothing of a test that passed)
 
 WB_DOCKER_KEEP=1 leaves the stack as a test ends (`docker compose ps`, `logs`).
 Every test address is on 127.0.0.1: docker-compose.yml publishes its ports
@@ -124,6 +127,49 @@ class Engine:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+def report(name, text):
+    """Prints text and keeps it for tests/run's log ($WB_BUILD_DIR/docker/NAME.txt,
+    appended): ctest shows no output of a test that passed."""
+    print(text)
+    out = os.environ.get("WB_BUILD_DIR")
+    if out:
+        d = pathlib.Path(out) / "docker"
+        d.mkdir(exist_ok=True)
+        path = d / f"{name}.txt"
+        head = "" if path.exists() else f"--- tests/deploy/test_docker_{name}.py\n"
+        with open(path, "a") as f:
+            f.write(head + text.strip("\n") + "\n")
+
+
+def _dangling_volumes():
+    return set(docker("volume", "ls", "-q", "-f", "dangling=true").stdout.split())
+
+
+def _image_id(tag):
+    p = docker("image", "inspect", "-f", "{{.Id}}", tag, check=False)
+    return p.stdout.strip() if p.returncode == 0 else None
+
+
+class Leftovers:
+    """What a test leaves behind, cleaned at its end: volumes no container
+    uses any more that were not there before (a container's anonymous volumes:
+    kafka-init's data directory), and the images that a rebuild of
+    compose's tags replaced (the new ones and the layer cache stay)."""
+
+    TAGS = ("webhook-bridge:local", "webhook-consumer:local")
+
+    def __init__(self):
+        self.volumes = _dangling_volumes()
+        self.images = {t: _image_id(t) for t in self.TAGS}
+
+    def clean(self):
+        for v in sorted(_dangling_volumes() - self.volumes):
+            docker("volume", "rm", v, check=False)
+        for tag, old in self.images.items():
+            if old and _image_id(tag) != old:
+                docker("rmi", old, check=False)  # refused while a container uses it
 
 
 def keep():
