@@ -286,14 +286,25 @@ def test_out_of_descriptors_is_a_failure_and_the_bridge_goes_on(standin, api):
         api.event("evt_fd_ok")
         accepted(standin, post(b, hook("evt_fd_ok")), "evt_fd_ok")  # a keep-alive connection
         pid = b.proc.pid
-        time.sleep(2.5)  # the API's idle connection leaves the pool (2 s): a new one is needed
+        # the API's idle connection leaves the pool (idle 2 s, checked by
+        # libh2o's pool every second: gone 2 to 3 s after its use): a new
+        # one is needed
+        time.sleep(3.5)
         soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
 
         def starve():
             """The limit bounds descriptor numbers: the lowest free one is the
-            limit. Set again before each request: librdkafka's threads may
-            close a connection (and free a lower number) at any time."""
-            fds = {int(f) for f in os.listdir(f"/proc/{pid}/fd")}
+            limit. Taken once the descriptors stop changing (the pool's idle
+            connection closes on the loop's timer, late on a busy machine),
+            and set again before each request (a connection closed since
+            would free a lower number)."""
+            fds, deadline = None, time.time() + 10
+            while time.time() < deadline:
+                now = {int(f) for f in os.listdir(f"/proc/{pid}/fd")}
+                if now == fds:
+                    break
+                fds = now
+                time.sleep(0.3)
             resource.prlimit(pid, resource.RLIMIT_NOFILE,
                              (min(set(range(len(fds) + 1)) - fds), hard))
 
