@@ -27,8 +27,8 @@ def test_kafka_user_scram_and_acls():
     assert user["metadata"]["namespace"] == "kafka"
     assert user["metadata"]["labels"]["strimzi.io/cluster"] == "webhooks"
     assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
-    acls = {(a["resource"]["type"], a["resource"]["name"], a["resource"].get("patternType",
-                                                                          "literal")):
+    acls = {(a["resource"]["type"], a["resource"].get("name", ""),
+             a["resource"].get("patternType", "literal")):
             sorted(a["operations"]) for a in user["spec"]["authorization"]["acls"]}
     ini = parse_ini((SCRAM / "bridge.ini").read_text())
     prefix = ini["kafka"]["topic_prefix"]
@@ -36,6 +36,7 @@ def test_kafka_user_scram_and_acls():
         ("topic", prefix + ".", "prefix"): ["Describe", "DescribeConfigs", "Write"],
         ("topic", ini["kafka"]["deadletter_topic"], "literal"): ["Read"],
         ("group", "webhook-bridge-replay", "prefix"): ["Read"],
+        ("cluster", "", "literal"): ["DescribeConfigs"],
     }, acls
     assert user["spec"]["authorization"]["type"] == "simple"
 

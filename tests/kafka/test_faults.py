@@ -309,13 +309,17 @@ def test_topic_that_cannot_keep_the_promise_is_reported_and_can_be_refused(clust
     with harness.Bridge(cluster.bootstrap) as b:
         r = b.post("piriod", body, timeout=10)
         assert r.status_code == 200, r.text
+        # reported from its replication factor first, then with its
+        # min.insync.replicas once the configuration's answer is in
+        series = ('webhook_bridge_topic_unsafe{topic="webhooks.piriod.thin.kind",'
+                  'replication_factor="1",min_insync_replicas="1"}')
         deadline = time.time() + 15
-        while b.metrics().get("webhook_bridge_topics_unsafe") != 1:
-            assert time.time() < deadline, "the unsafe topic was never reported"
+        while series not in b.metrics():
+            assert time.time() < deadline, ("the unsafe topic was never reported",
+                                            b.metrics().get("webhook_bridge_topics_unsafe"))
             time.sleep(0.2)
         m = b.metrics()
-        assert m['webhook_bridge_topic_unsafe{topic="webhooks.piriod.thin.kind",'
-                 'replication_factor="1",min_insync_replicas="1"}'] == 1
+        assert m[series] == 1 and m["webhook_bridge_topics_unsafe"] == 1
         assert any(l["msg"].startswith("topic cannot keep the promise") and
                    l["topic"] == "webhooks.piriod.thin.kind" for l in b.stdout_lines())
         # the topics of the load are fine
@@ -393,7 +397,9 @@ def test_unknown_topic_to_a_catch_all_topic_or_a_failure(cluster, capsys):
         t = time.monotonic()
         r = b.post("piriod", {"event": "brand.new.kind", "object_id": "c1"}, timeout=10)
         took_catch = time.monotonic() - t
-        assert r.status_code == 200 and took_catch < 1.0, (r.text, took_catch)
+        # a new bridge's first record: its producer id and the registry's first
+        # answers included (494 ms in the last quiet run); the topic hold is 3 s
+        assert r.status_code == 200 and took_catch < 2.0, (r.text, took_catch)
         receipt = r.json()
         assert receipt["topic"] == "webhooks.piriod.other" and "deadletter" not in receipt
         assert receipt["intended_topic"] == "webhooks.piriod.brand.new.kind"

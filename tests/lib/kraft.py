@@ -1,6 +1,6 @@
 """kraft.py - docker-compose.yml's Kafka nodes (kafka-0..2: KRaft, broker and
 controller each) as local java processes on 127.0.0.1, for the tests that need
-real Apache Kafka (tests/deploy/real_kafka.py, the fault-injection tests).
+real Apache Kafka (the fault suite, tests/kafka; the limits; the secured suite).
 
 Each node is configured as its container would be: its compose environment,
 addresses made local (every compose host:port gets a port of its own here), goes

@@ -18,6 +18,9 @@ or the CN of its client certificate), those of deploy/k8s/strimzi/kafka-user.yam
   DENY  Write on topics prefixed "webhooks.shoperti.locked"   (LOCKED)
   DENY  All on topics prefixed "webhooks.shoperti.hidden"     (HIDDEN)
   ALLOW Read on groups prefixed "webhook-bridge-replay" (replay, deadletters)
+  ALLOW DescribeConfigs on the cluster (the registry reads the brokers'
+        auto.create.topics.enable: an unknown topic is then known missing at
+        its first answer, not after three)
 """
 import concurrent.futures
 import secrets
@@ -51,7 +54,8 @@ def start_cluster(extra_topics=()):
                      deny=True),
                 dict(operations=["All"], topic="webhooks.shoperti.hidden", prefixed=True,
                      deny=True),
-                dict(operations=["Read"], group=REPLAY_GROUP, prefixed=True)]
+                dict(operations=["Read"], group=REPLAY_GROUP, prefixed=True),
+                dict(operations=["DescribeConfigs"], cluster=True)]
         with concurrent.futures.ThreadPoolExecutor(len(acls)) as pool:  # a JVM each
             for f in [pool.submit(c.acl, "User:bridge", **a) for a in acls]:
                 f.result()
