@@ -55,12 +55,19 @@ static int on_healthz(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
+/* The cluster refuses the producers' credentials (SASL, TLS) and none of
+ * them has a broker connection up. */
+static int kafka_auth_failed(const wb_stats_view_t *v)
+{
+    return wb_kafka_client_refused(WB_CLIENT_PRODUCER) && !wb_stats_kafka_reachable(v);
+}
+
 static int on_readyz(h2o_handler_t *self, h2o_req_t *req)
 {
     wb_admin_t *a = ((wb_admin_handler_t *)self)->admin;
     const wb_stats_view_t *v = a->view;
     int reachable = wb_stats_kafka_reachable(v), usable = wb_stats_producers_usable(v);
-    int auth_failed = wb_stats_kafka_auth_failed(v);
+    int auth_failed = kafka_auth_failed(v);
     const char *status = "ready";
     if (atomic_load(v->draining))
         status = "draining";
@@ -337,7 +344,7 @@ static void render(wb_admin_t *a, wb_buf_t *b)
                   "webhook_bridge_producer_usable %d\n"
                   "# HELP webhook_bridge_draining 1 while the bridge drains.\n"
                   "# TYPE webhook_bridge_draining gauge\nwebhook_bridge_draining %d\n",
-                  reachable, wb_stats_kafka_auth_failed(a->view),
+                  reachable, kafka_auth_failed(a->view),
                   atomic_load(&a->view->workers[0]->brokers_up),
                   atomic_load(&a->view->workers[0]->brokers_known),
                   wb_stats_producers_usable(a->view), atomic_load(a->view->draining));

@@ -416,12 +416,31 @@ static int produce_fallback(wb_worker_t *w, wb_pending_t *pend, const char *key,
  * A too-large one keeps what fits: its data's size, SHA-256 and first
  * WB_REFUSED_KEEP bytes (then none, if that too is refused). A second report
  * comes for pend. WB_OK if the producer took the dead letter. */
+/* The dead letter of a record (value) Kafka refused for good with why
+ * (reason: its wb_kafka_err_refused name), into dl (initialised here): whole,
+ * or a too-large one with its first WB_REFUSED_KEEP bytes of data, or with
+ * none (bare). */
+static int refused_deadletter(wb_worker_t *w, const wb_provider_t *prov, const char *value,
+                              size_t value_len, rd_kafka_resp_err_t why, const char *reason,
+                              int bare, wb_buf_t *dl)
+{
+    char text[256];
+    size_t keep = strcmp(reason, "record_too_large") != 0 ? SIZE_MAX
+                  : bare                                 ? 0
+                                                         : WB_REFUSED_KEEP;
+    snprintf(text, sizeof(text), "%s: %s", reason, rd_kafka_err2str(why));
+    wb_buf_init(dl, (keep < value_len ? keep * 6 : value_len) + sizeof(text) + 1024);
+    int r = wb_event_to_refused(w->cfg, prov, &w->json, value, value_len, text, keep, dl);
+    if (r != WB_OK)
+        wb_buf_free(dl);
+    return r;
+}
+
 static int produce_refused(wb_worker_t *w, wb_pending_t *pend, const char *key, size_t key_len,
                            const char *value, size_t value_len, rd_kafka_resp_err_t why,
                            rd_kafka_resp_err_t *kerr)
 {
     const char *reason = wb_kafka_err_refused(why);
-    char text[256];
     wb_record_t rec = {.topic = w->cfg->deadletter_topic, .key = key, .key_len = key_len,
                        .reason = reason, .intended = pend_topic(pend)};
     wb_buf_t dl;
@@ -429,17 +448,9 @@ static int produce_refused(wb_worker_t *w, wb_pending_t *pend, const char *key, 
     *kerr = why;
     if (reason == NULL || pend->refused_tries >= 2)
         return WB_ERR_KAFKA; /* the dead-letter topic refuses it too: an outage */
-    size_t keep = strcmp(reason, "record_too_large") != 0 ? SIZE_MAX
-                  : pend->refused_tries == 0             ? WB_REFUSED_KEEP
-                                                         : 0;
-    pend->refused_tries++;
-    snprintf(text, sizeof(text), "%s: %s", reason, rd_kafka_err2str(why));
-    wb_buf_init(&dl, (keep < value_len ? keep * 6 : value_len) + sizeof(text) + 1024);
-    if ((r = wb_event_to_refused(w->cfg, pend->prov, &w->json, value, value_len, text, keep,
-                                 &dl)) != WB_OK) {
-        wb_buf_free(&dl);
+    if ((r = refused_deadletter(w, pend->prov, value, value_len, why, reason,
+                                pend->refused_tries++ > 0, &dl)) != WB_OK)
         return r;
-    }
     if ((r = produce_dead(w, pend, &rec, &dl, kerr)) != WB_OK)
         return r;
     pend->fallback = rec.topic;
@@ -658,21 +669,14 @@ static int replay_refused(wb_worker_t *w, wb_spool_replay_t *rp, const wb_report
 {
     const char *reason = wb_kafka_err_refused(rep->err);
     const wb_provider_t *prov = wb_config_provider(w->cfg, rp->provider, strlen(rp->provider));
-    char text[256];
     rd_kafka_resp_err_t kerr;
     wb_buf_t dl;
     if (reason == NULL || prov == NULL || rp->refused)
         return -1;
     rp->refused = 1;
     wb_stats_count_refused(&w->stats, (unsigned)(prov - w->cfg->providers), reason);
-    snprintf(text, sizeof(text), "%s: %s", reason, rd_kafka_err2str(rep->err));
-    size_t keep = strcmp(reason, "record_too_large") == 0 ? WB_REFUSED_KEEP : SIZE_MAX;
-    wb_buf_init(&dl, (keep < rep->value_len ? keep * 6 : rep->value_len) + sizeof(text) + 1024);
-    if (wb_event_to_refused(w->cfg, prov, &w->json, rep->value, rep->value_len, text, keep, &dl) !=
-        WB_OK) {
-        wb_buf_free(&dl);
+    if (refused_deadletter(w, prov, rep->value, rep->value_len, rep->err, reason, 0, &dl) != WB_OK)
         return -1;
-    }
     wb_record_t r = {.topic = w->cfg->deadletter_topic, .key = rep->key, .key_len = rep->key_len,
                      .reason = reason, .intended = NULL};
     return produce_dead(w, rp, &r, &dl, &kerr) == WB_OK ? 0 : -1;

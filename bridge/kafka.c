@@ -36,7 +36,6 @@ struct wb_kafka {
     rd_kafka_topic_t *warm[WB_MAX_PROVIDERS + 1]; /* topics known before their first record */
     unsigned nwarm;
     atomic_int brokers_up, brokers_known, reachable, measured;
-    atomic_int auth_failed; /* the cluster refused this client (on_error), no broker up since */
     int down_stats;         /* statistics in a row with no connection up (on_stats) */
 };
 
@@ -111,10 +110,8 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
     k->down_stats = reachable ? 0 : k->down_stats + 1;
     if (reachable || k->down_stats >= 2 || !atomic_load(&k->measured))
         atomic_store(&k->reachable, reachable);
-    if (reachable) {
-        atomic_store(&k->auth_failed, 0);
+    if (reachable)
         wb_kafka_client_connected(WB_CLIENT_PRODUCER);
-    }
     atomic_store(&k->measured, 1);
     return 0;
 }
@@ -193,7 +190,7 @@ void wb_kafka_client_connected(wb_client_role_t role)
     atomic_store(&refused[role], 0);
 }
 
-int wb_kafka_err_auth(rd_kafka_resp_err_t err)
+static int err_auth(rd_kafka_resp_err_t err)
 {
     switch (err) {
     case RD_KAFKA_RESP_ERR__AUTHENTICATION:
@@ -213,16 +210,16 @@ int wb_kafka_err_auth(rd_kafka_resp_err_t err)
  * alert number 45/46" at the first read, reported as _TRANSPORT). */
 static int refused_by_cluster(int err, const char *reason)
 {
-    return wb_kafka_err_auth((rd_kafka_resp_err_t)err) ||
+    return err_auth((rd_kafka_resp_err_t)err) ||
            (err == RD_KAFKA_RESP_ERR__TRANSPORT && reason != NULL &&
             strstr(reason, "SSL alert number") != NULL);
 }
 
 /* One line for an error a client's callback got: "kafka authentication
  * failed" (the cluster refused the bridge: a credential or a certificate;
- * said when it starts, then once a minute per kind of client while it
- * lasts), else "kafka state". Returns 1 for a refusal. */
-static int log_client_error(const rd_kafka_t *rk, int err, const char *reason)
+ * the client's role is marked refused; said when it starts, then once a
+ * minute per role while it lasts), else "kafka state". */
+static void log_client_error(const rd_kafka_t *rk, int err, const char *reason)
 {
     char detail[512];
     wb_log_t l;
@@ -231,7 +228,7 @@ static int log_client_error(const rd_kafka_t *rk, int err, const char *reason)
         uint64_t now = wb_mono_ms(), said = atomic_load(&refused_said[role]);
         int was = atomic_exchange(&refused[role], 1);
         if (was && now - said < 60000)
-            return 1;
+            return;
         atomic_store(&refused_said[role], now);
     }
     redact(reason, detail, sizeof(detail));
@@ -244,7 +241,6 @@ static int log_client_error(const rd_kafka_t *rk, int err, const char *reason)
     wb_log_cstr(&l, "error", rd_kafka_err2name((rd_kafka_resp_err_t)err));
     wb_log_cstr(&l, "detail", detail);
     wb_log_end(&l);
-    return auth;
 }
 
 static void on_client_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -312,6 +308,14 @@ size_t wb_kafka_record_max(const wb_config_t *cfg)
     return wb_config_max_body(cfg) + WB_RECORD_ENVELOPE_MAX;
 }
 
+/* 1 when name's value in conf, times unit, is under need (the value in v). */
+static int conf_under(const rd_kafka_conf_t *conf, const char *name, unsigned long long unit,
+                      size_t need, char *v, size_t vsz)
+{
+    return rd_kafka_conf_get(conf, name, v, &vsz) == RD_KAFKA_CONF_OK &&
+           strtoull(v, NULL, 10) * unit < need;
+}
+
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     wb_kafka_t *k = opaque;
@@ -326,10 +330,9 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         wb_log_end(&l);
         return;
     }
-    /* the cluster refused this client: its answers say so at once, until a
-     * broker takes it (on_stats clears it) */
-    if (log_client_error(rk, err, reason))
-        atomic_store(&k->auth_failed, 1);
+    /* a refusal marks the producers' role refused until a broker takes one
+     * of them (on_stats): answers say so at once (wb_kafka_brokers) */
+    log_client_error(rk, err, reason);
 }
 
 rd_kafka_conf_t *wb_kafka_conf_new(const wb_config_t *cfg, const char *bootstrap, char *err,
@@ -390,31 +393,23 @@ rd_kafka_conf_t *wb_kafka_conf_new(const wb_config_t *cfg, const char *bootstrap
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
-    /* an operator's message.max.bytes under what max_body makes would refuse
-     * some bodies the door takes, the same way on every retry */
+    /* an operator's limit under what max_body makes would refuse some
+     * bodies the door takes, the same way on every retry */
     char v[32];
-    size_t vlen = sizeof(v);
-    char q[32];
-    size_t qlen = sizeof(q);
-    if (rd_kafka_conf_get(conf, "queue.buffering.max.kbytes", q, &qlen) == RD_KAFKA_CONF_OK &&
-        strtoull(q, NULL, 10) * 1024 < need) {
+    if (conf_under(conf, "queue.buffering.max.kbytes", 1024, need, v, sizeof(v)))
         wb_errf(err, errsz, WB_ERR_CONFIG,
                 "[librdkafka] queue.buffering.max.kbytes = %s cannot hold the largest record a "
                 "body of max_body makes (%zu bytes): raise it or lower max_body",
-                q, need);
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    if (rd_kafka_conf_get(conf, "message.max.bytes", v, &vlen) == RD_KAFKA_CONF_OK &&
-        strtoull(v, NULL, 10) < need) {
+                v, need);
+    else if (conf_under(conf, "message.max.bytes", 1, need, v, sizeof(v)))
         wb_errf(err, errsz, WB_ERR_CONFIG,
                 "[librdkafka] message.max.bytes = %s is under the largest record a body of "
                 "max_body makes (%zu + %d bytes of envelope = %zu): raise it or lower max_body",
                 v, wb_config_max_body(cfg), WB_RECORD_ENVELOPE_MAX, need);
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    return conf;
+    else
+        return conf;
+    rd_kafka_conf_destroy(conf);
+    return NULL;
 }
 
 static void on_wakeup(h2o_socket_t *sock, const char *err)
@@ -595,7 +590,7 @@ void wb_kafka_brokers(wb_kafka_t *k, wb_kafka_brokers_t *out)
     out->known = atomic_load(&k->brokers_known);
     out->reachable = atomic_load(&k->reachable);
     out->measured = atomic_load(&k->measured);
-    out->auth_failed = atomic_load(&k->auth_failed) && !out->reachable;
+    out->auth_failed = wb_kafka_client_refused(WB_CLIENT_PRODUCER) && !out->reachable;
 }
 
 long wb_kafka_queue_max(const wb_config_t *cfg)

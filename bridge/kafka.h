@@ -15,7 +15,8 @@
  * the dead-letter reason, the key, the headers and Kafka's record framing.
  * The producer's message.max.bytes is max_body plus this (kafka.c). */
 #define WB_RECORD_ENVELOPE_MAX (16 * 1024)
-/* Record batches' compression by default (README, "Limits"). */
+/* Record batches' compression by default (deploy/README.md, "Limits and
+ * refusals for good"). */
 #define WB_KAFKA_COMPRESSION "zstd"
 
 /* A delivery report that said success without an offset (kafka.c, on_dr). */
@@ -59,13 +60,8 @@ typedef void (*wb_kafka_report_cb)(void *opaque, const wb_report_t *rep, void *c
 
 typedef struct wb_kafka wb_kafka_t;
 
-/* The one place a Kafka client's configuration is made, for every client of
- * the bridge and its commands (producers, the topic registry, replay,
- * deadletters): client.id, the role's defaults, then [librdkafka] as written
- * (security: TLS, SASL), bootstrap.servers; librdkafka's log lines and
- * errors go to the bridge's JSON log with [librdkafka]'s secrets redacted.
- * The caller adds its role's own settings and owns the result. NULL with
- * err on error. */
+/* What a Kafka client of the bridge is for: its client.id and the "client"
+ * of its log lines. */
 typedef enum {
     WB_CLIENT_PRODUCER = 0, /* client.id webhook-bridge: the workers', the spool's, replay's */
     WB_CLIENT_TOPICS,       /* webhook-bridge-topics: the topic registry */
@@ -73,9 +69,14 @@ typedef enum {
     WB_CLIENT_DEADLETTERS,  /* webhook-bridge-deadletters: `deadletters`' consumer */
     WB_CLIENT_ROLES
 } wb_client_role_t;
-/* The role names the log's "client" field, and client.id. A client whose
- * opaque is not its role object must not use this (the producer sets its
- * own: a wb_kafka_t starts with its role). */
+/* The one place a Kafka client's configuration is made, for every client of
+ * the bridge and its commands (producers, the topic registry, replay,
+ * deadletters): client.id, the role's defaults, then [librdkafka] as written
+ * (security: TLS, SASL), bootstrap.servers; librdkafka's log lines and
+ * errors go to the bridge's JSON log with [librdkafka]'s secrets redacted.
+ * Its opaque is the role; a caller that sets another opaque must make it
+ * start with the role (a wb_kafka_t does). The caller adds its role's own
+ * settings and owns the result. NULL with err on error. */
 rd_kafka_conf_t *wb_kafka_client_conf(const wb_config_t *cfg, const char *bootstrap,
                                       wb_client_role_t role, const char *const (*defaults)[2],
                                       unsigned ndefaults, char *err, size_t errsz);
@@ -83,8 +84,6 @@ rd_kafka_conf_t *wb_kafka_client_conf(const wb_config_t *cfg, const char *bootst
  * not said it connected since (wb_kafka_client_connected). Thread-safe. */
 int wb_kafka_client_refused(wb_client_role_t role);
 void wb_kafka_client_connected(wb_client_role_t role);
-/* 1 for the errors of a cluster refusing a client: SASL, TLS. */
-int wb_kafka_err_auth(rd_kafka_resp_err_t err);
 /* A Kafka error that is the same on every retry of the same record (too
  * large, invalid, topic not allowed, policy): the reason name for its dead
  * letter and metrics, e.g. "record_too_large"; NULL for an error that may

@@ -211,7 +211,6 @@ static void publish_gauges(wb_worker_t *w)
     atomic_store_explicit(&w->stats.brokers_up, b.up, memory_order_relaxed);
     atomic_store_explicit(&w->stats.brokers_known, b.known, memory_order_relaxed);
     atomic_store_explicit(&w->stats.kafka_reachable, b.reachable, memory_order_relaxed);
-    atomic_store_explicit(&w->stats.kafka_auth_failed, b.auth_failed, memory_order_relaxed);
     atomic_store_explicit(&w->stats.producer_queue, wb_kafka_queue_len(w->kafka),
                           memory_order_relaxed);
     atomic_store_explicit(&w->stats.producer_fatal, wb_kafka_fatal(w->kafka), memory_order_relaxed);

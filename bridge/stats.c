@@ -73,14 +73,6 @@ int wb_stats_kafka_reachable(const wb_stats_view_t *v)
     return 0;
 }
 
-int wb_stats_kafka_auth_failed(const wb_stats_view_t *v)
-{
-    int failed = 0;
-    for (unsigned i = 0; i < v->nworkers; i++)
-        failed |= atomic_load(&v->workers[i]->kafka_auth_failed);
-    return failed && !wb_stats_kafka_reachable(v);
-}
-
 int wb_stats_producers_usable(const wb_stats_view_t *v)
 {
     for (unsigned i = 0; i < v->nworkers; i++)

@@ -52,7 +52,6 @@ typedef struct {
     atomic_int brokers_up;      /* connections up to brokers known from metadata */
     atomic_int brokers_known;   /* brokers known from metadata */
     atomic_int kafka_reachable; /* some connection up, bootstrap ones included */
-    atomic_int kafka_auth_failed; /* the cluster refused the producer (SASL, TLS), none up */
     atomic_int producer_fatal;  /* 1 while the producer must be replaced */
 } wb_stats_t;
 
@@ -81,8 +80,5 @@ void wb_stats_count_refused(wb_stats_t *st, unsigned prov_index, const char *rea
 int wb_stats_kafka_reachable(const wb_stats_view_t *v);
 /* Every producer usable (none waiting to be replaced after a fatal error). */
 int wb_stats_producers_usable(const wb_stats_view_t *v);
-/* The cluster refuses this process's credentials: some producer was refused
- * (SASL, TLS) and none has a broker connection up. */
-int wb_stats_kafka_auth_failed(const wb_stats_view_t *v);
 
 #endif

@@ -269,6 +269,8 @@ static void publish(wb_topics_t *t, const char *name, wb_topic_state_t st, int r
     if (e != NULL && e->name != NULL) {
         e->state = st;
         e->rf = rf;
+        if (st == WB_TOPIC_EXISTS)
+            e->unknowns = 0;
         if (min_isr >= 0 || st != WB_TOPIC_EXISTS) /* keep what an earlier answer said */
             e->min_isr = min_isr;
         min_isr = e->min_isr;
@@ -335,13 +337,6 @@ static void ask(wb_topics_t *t, const char *name)
              * (ingest.c), at once instead of after the topic hold */
             st = WB_TOPIC_EXISTS;
         }
-    }
-    if (st != WB_TOPIC_UNKNOWN) {
-        pthread_mutex_lock(&t->lock);
-        entry_t *e = slot(t, name);
-        if (e != NULL && e->name != NULL && st == WB_TOPIC_EXISTS)
-            e->unknowns = 0;
-        pthread_mutex_unlock(&t->lock);
     }
     if (md != NULL)
         rd_kafka_metadata_destroy(md);
