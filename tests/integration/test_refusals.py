@@ -171,7 +171,13 @@ def test_a_spooled_record_refused_for_good_leaves_the_spool(tmp_path):
             r = bridge.post("piriod", dict(PIRIOD, object_id=f"pay_{i}", n=i), timeout=10)
             assert r.status_code == 200 and r.json()["spooled"] is True, r.text
             spooled.append(r.json()["id"])
-        time.sleep(3)  # every original timed out: only the spool holds them
+        # every original timed out (message.timeout.ms 2 s, librdkafka's
+        # timeout scan once a second, later on a busy machine): only the
+        # spool holds them, and the next produce request is the replay's
+        deadline = time.time() + 20
+        while bridge.metrics()["webhook_bridge_producer_queue_messages"] != 0:
+            assert time.time() < deadline, "the originals never timed out"
+            time.sleep(0.2)
         kafka.cmd("err 1 10")  # the first produce request after this is refused for good
         kafka.cmd("up all")
         deadline = time.time() + 40
@@ -187,6 +193,8 @@ def test_a_spooled_record_refused_for_good_leaves_the_spool(tmp_path):
         in_dl = [ev["id"] for ev in dls]
         print(f"spooled {len(spooled)}: refused {refused:.0f}, dead-lettered {len(in_dl)}, "
               f"written {len(in_topic)}")
+        print({k: v for k, v in m.items() if "kafka_errors_total" in k and v})
+        print([l for l in bridge.stdout_lines() if l.get("level") in ("warn", "error")][-8:])
         assert len(in_dl) >= 1 and refused == len(in_dl)
         assert len(in_topic) >= 1  # the records behind the refused ones went on
         assert sorted(in_topic + in_dl) == sorted(spooled)  # each once, none lost
